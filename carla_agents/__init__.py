@@ -1,0 +1,1 @@
+"""CARLA-only code: leaderboard agent, CARLA env backend, sensor rig, route planner."""

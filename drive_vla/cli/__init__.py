@@ -1,0 +1,1 @@
+"""The `drive-vla` command line: one module per verb."""
