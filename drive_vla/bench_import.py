@@ -8,7 +8,17 @@ import sys
 
 from drive_vla.benchmarking import median
 
-MODULES = ("drive_vla", "drive_vla.types", "drive_vla.geometry", "drive_vla.cli.main", "torch", "transformers", "timm", "lightning", "nuscenes")
+MODULES = (
+    "drive_vla",
+    "drive_vla.types",
+    "drive_vla.geometry",
+    "drive_vla.cli.main",
+    "torch",
+    "transformers",
+    "timm",
+    "lightning",
+    "nuscenes",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -79,7 +79,9 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def emit(name: str, rows: Sequence[dict[str, Any]], out: str | Path | None, extra: dict[str, Any] | None = None) -> dict:
+def emit(
+    name: str, rows: Sequence[dict[str, Any]], out: str | Path | None, extra: dict[str, Any] | None = None
+) -> dict:
     """Print the table and write ``{"bench", "machine", "rows", ...}`` to ``out`` (a .json path)."""
     result = {"bench": name, "machine": machine_info(), "rows": list(rows), **(extra or {})}
     print(f"## bench {name}  ({result['machine']['date']}, {result['machine']['cores']} cores)")

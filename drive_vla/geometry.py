@@ -356,8 +356,13 @@ def box_footprint(xy: np.ndarray, length: float, width: float, yaw_rad: float) -
 
 
 def project_boxes(
-    xyz: np.ndarray, lwh: np.ndarray, yaw_rad: np.ndarray, cam2frame: np.ndarray, intrinsics: np.ndarray,
-    image_wh: tuple[int, int], near_m: float = 0.1,
+    xyz: np.ndarray,
+    lwh: np.ndarray,
+    yaw_rad: np.ndarray,
+    cam2frame: np.ndarray,
+    intrinsics: np.ndarray,
+    image_wh: tuple[int, int],
+    near_m: float = 0.1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Project boxes into a camera; cull boxes entirely behind it or outside the image.
 

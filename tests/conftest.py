@@ -34,8 +34,11 @@ def _nuscenes() -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    checks = {"gpu": (_cuda, "no CUDA device"), "carla": (_carla_server, "no CARLA server answers"),
-              "nuscenes": (_nuscenes, "no nuScenes under datasets/nuscenes")}
+    checks = {
+        "gpu": (_cuda, "no CUDA device"),
+        "carla": (_carla_server, "no CARLA server answers"),
+        "nuscenes": (_nuscenes, "no nuScenes under datasets/nuscenes"),
+    }
     cache: dict[str, bool] = {}
     for item in items:
         for marker, (check, why) in checks.items():

@@ -7,7 +7,19 @@ import importlib.metadata as md
 import socket
 from pathlib import Path
 
-PACKAGES = ("torch", "torchvision", "transformers", "timm", "lightning", "peft", "nuscenes-devkit", "highway-env", "carla", "numpy", "shapely")
+PACKAGES = (
+    "torch",
+    "torchvision",
+    "transformers",
+    "timm",
+    "lightning",
+    "peft",
+    "nuscenes-devkit",
+    "highway-env",
+    "carla",
+    "numpy",
+    "shapely",
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     if torch.cuda.is_available():
-        print(f"  cuda             yes: {torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}, bf16 {torch.cuda.is_bf16_supported()}")
+        print(
+            f"  cuda             yes: {torch.cuda.device_count()} x {torch.cuda.get_device_name(0)}, bf16 {torch.cuda.is_bf16_supported()}"
+        )
     else:
         print("  cuda             no (CPU only)")
     print(f"  cpu threads      {torch.get_num_threads()}")
