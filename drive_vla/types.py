@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -474,3 +474,12 @@ class Batch:
         batch.control_mask = torch.tensor([c is not None for c in ctrl], dtype=torch.bool)
         batch.samples = list(samples)
         return batch
+
+
+@runtime_checkable
+class Planner(Protocol):
+    """Anything that plans: a trained DrivingPolicy, a baseline, the embedded world's expert."""
+
+    def predict_batch(self, observations: Sequence[Observation]) -> list[Plan]: ...
+
+    def reset(self) -> None: ...

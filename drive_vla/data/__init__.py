@@ -1,0 +1,1 @@
+"""Data: nuScenes-format reading and writing, language labels, caching, the Lightning DataModule."""
