@@ -483,3 +483,31 @@ class Planner(Protocol):
     def predict_batch(self, observations: Sequence[Observation]) -> list[Plan]: ...
 
     def reset(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What a DrivingEnv returns after one step.
+
+    Attributes:
+        observation: the new observation (cameras rendered only when the env was asked to).
+        done: the episode ended (goal reached, collision that ends it, timeout, left the route).
+        info: per-step facts for scoring: "time_s", "route_completion" (0..1), "collision" (None or the
+            kind: "vehicle" | "pedestrian" | "static"), "off_road" (bool), "off_route_m", "speed_mps",
+            "reason" (why done), and backend extras.
+    """
+
+    observation: Observation | None
+    done: bool
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class DrivingEnv(Protocol):
+    """A closed-loop backend: the embedded world or CARLA."""
+
+    def reset(self, scenario: str, seed: int) -> Observation: ...
+
+    def step(self, control: Control) -> StepResult: ...
+
+    def close(self) -> None: ...
