@@ -256,9 +256,8 @@ class CameraMount:
 
     def intrinsics(self, width: int = 1600, height: int = 900) -> np.ndarray:
         """(3, 3) pinhole matrix scaled to width x height (principal point at the image centre)."""
-        return scale_intrinsics(
-            np.array([[self.focal_px, 0, 800.0], [0, self.focal_px, 450.0], [0, 0, 1]]), width, height
-        )
+        cx, cy = (NUSCENES_IMAGE_WH[0] - 1) / 2, (NUSCENES_IMAGE_WH[1] - 1) / 2
+        return scale_intrinsics(np.array([[self.focal_px, 0, cx], [0, self.focal_px, cy], [0, 0, 1]]), width, height)
 
     def cam2ego(self) -> np.ndarray:
         """(4, 4) transform from OpenCV camera axes to the ego frame."""
