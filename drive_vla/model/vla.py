@@ -1,0 +1,248 @@
+"""DriveVLA: vision tokenizer + state encoder + causal LM (fed inputs_embeds) + planner head; losses and plan()."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from drive_vla.model.config import DEFAULT_EXPLAIN_QUESTION, ModelConfig
+from drive_vla.model.lm import build_lm
+from drive_vla.model.planner_head import PlannerHead
+from drive_vla.model.prompt import PromptLayout, Seg
+from drive_vla.model.state import StateEncoder
+from drive_vla.model.vision import VisionTokenizer
+from drive_vla.types import Batch, Control, Plan, Sample, Trajectory
+
+LOSS_SEGMENTS = ((Seg.ACTION, "waypoint_ce"), (Seg.CONTROL, "control_ce"), (Seg.TEXT, "text_ce"))
+
+
+def fill_incomplete(poses: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """(T, 3) poses with masked steps replaced by the last valid pose (the origin if none), so a plan with
+    missing waypoints still has tokens to teacher-force; those tokens get no loss."""
+    out = poses.astype(np.float64).copy()
+    last = np.zeros(3)
+    for k in range(len(out)):
+        if mask[k]:
+            last = out[k]
+        else:
+            out[k] = last
+    return out
+
+
+class DriveVLA(nn.Module):
+    """The VLA model.
+
+    Submodules: ``vision`` (VisionTokenizer), ``state_encoder`` (StateEncoder), ``lm`` (the Hugging Face
+    causal LM, so peft can wrap it), ``planner_head`` (PlannerHead). Plain attributes: ``layout``
+    (PromptLayout), ``action_tokenizer``, ``control_tokenizer`` (None without control tokens),
+    ``text_tokenizer``.
+    """
+
+    def __init__(
+        self,
+        cfg: ModelConfig,
+        lm: nn.Module,
+        text_tokenizer: Any,
+        action_tokenizer: Any,
+        control_tokenizer: Any | None = None,
+    ) -> None:
+        super().__init__()
+        if cfg.control_tokens and control_tokenizer is None:
+            raise ValueError("control_tokenizer: got None, expected a ControlTokenizer (config control_tokens=true)")
+        self.cfg = cfg
+        hidden = int(lm.config.hidden_size)
+        self.vision = VisionTokenizer(cfg.vision, hidden)
+        self.state_encoder = StateEncoder(hidden, cfg.state_tokens)
+        self.lm = lm
+        self.planner_head = PlannerHead(cfg.planner_head, hidden)
+        self.action_tokenizer = action_tokenizer
+        self.control_tokenizer = control_tokenizer if cfg.control_tokens else None
+        self.text_tokenizer = text_tokenizer
+        self.layout = PromptLayout(
+            text_tokenizer,
+            action_tokenizer.vocab_size,
+            self.control_tokenizer.vocab_size if self.control_tokenizer is not None else 0,
+            num_visual=self.vision.num_tokens,
+            num_state=cfg.state_tokens,
+            system_prompt=cfg.system_prompt,
+        )
+        # after plan(): {"generated_tokens": per row, "forward_passes": LM calls} (for benchmarks)
+        self.last_decode_stats: dict[str, Any] = {}
+        if lm.get_input_embeddings().num_embeddings < self.layout.vocab_size:
+            lm.resize_token_embeddings(self.layout.vocab_size, mean_resizing=False)
+
+    @classmethod
+    def build(cls, cfg: ModelConfig, action_tokenizer: Any, control_tokenizer: Any | None = None) -> DriveVLA:
+        """Build the LM as ``cfg.lm`` says (offline) and the rest with random weights."""
+        lm, text_tokenizer = build_lm(cfg.lm)
+        model = cls(cfg, lm, text_tokenizer, action_tokenizer, control_tokenizer)
+        if cfg.dtype == "bfloat16":
+            model.to(torch.bfloat16)
+        return model
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.lm.config.hidden_size)
+
+    @property
+    def device(self) -> torch.device:
+        return self.planner_head.pose_scale.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.lm.get_input_embeddings().weight.dtype
+
+    def reset(self) -> None:
+        """Clear the temporal memory of the vision tokenizer."""
+        self.vision.reset_memory()
+
+    # -- inputs ---------------------------------------------------------------------------------------
+    def encode_observations(self, batch: Batch, memory: str = "off") -> tuple[torch.Tensor, torch.Tensor]:
+        """(visual tokens (B, V, H), state tokens (B, S, H)) of a batch."""
+        dev = self.device
+        vis = self.vision(batch.images.to(dev), memory=memory)  # (B, V, H)
+        state = self.state_encoder(batch.ego.to(dev), batch.history.to(dev), batch.command.to(dev))  # (B, S, H)
+        return vis.to(self.dtype), state.to(self.dtype)
+
+    def embed(self, ids: torch.Tensor, visual: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """LM input embeddings of ``ids`` (B, L) with the ``<image>``/``<state>`` placeholders replaced."""
+        emb = self.lm.get_input_embeddings()(ids)  # (B, L, H)
+        sp = self.layout.special
+        emb = emb.masked_scatter((ids == sp["image"])[..., None], visual)
+        return emb.masked_scatter((ids == sp["state"])[..., None], state)
+
+    def prompt_batch(self, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Right-padded prompt ids (B, L) and attention mask (B, L) of the instructions."""
+        rows = [self.layout.prompt_ids(text) for text in instructions]
+        return self._pad(rows)
+
+    def _pad(self, rows: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(r) for r in rows)
+        ids = torch.full((len(rows), width), self.layout.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+            mask[i, : len(r)] = 1
+        return ids.to(self.device), mask.to(self.device)
+
+    # -- targets --------------------------------------------------------------------------------------
+    def _action_target(self, poses: np.ndarray, mask: np.ndarray) -> tuple[list[int], list[bool]]:
+        """Local action ids of a plan and, per id, whether it is a loss target."""
+        complete = bool(mask.all())
+        filled = poses if complete else fill_incomplete(poses, mask)
+        traj = Trajectory(xy=filled[:, :2].astype(np.float32), yaw_rad=filled[:, 2].astype(np.float32))
+        ids = self.action_tokenizer.encode(traj)
+        if complete:
+            return ids, [True] * len(ids)
+        token_steps = getattr(self.action_tokenizer, "token_steps", None)
+        if token_steps is None:  # no per-token waypoint map: an incomplete plan gets no waypoint loss
+            return ids, [False] * len(ids)
+        return ids, [bool(mask[k]) for k in token_steps(ids)]
+
+    def _text_target(self, sample: Sample | None) -> tuple[str, str] | None:
+        """One (question, answer) of the sample: the explanation or a QA pair (random while training)."""
+        if sample is None:
+            return None
+        options = []
+        if sample.targets.explanation:
+            options.append((DEFAULT_EXPLAIN_QUESTION, sample.targets.explanation))
+        options += [qa for qa in sample.targets.qa if qa[1].strip()]
+        if not options:
+            return None
+        pick = int(torch.randint(len(options), ()).item()) if self.training else 0
+        return options[pick]
+
+    def _control_target(self, batch: Batch, i: int) -> tuple[list[int], bool]:
+        labelled = batch.control_mask is not None and bool(batch.control_mask[i])
+        if not labelled:
+            return self.control_tokenizer.encode(Control()), False
+        steer, throttle, brake = (float(v) for v in batch.control[i])
+        return self.control_tokenizer.encode(Control(steer=steer, throttle=throttle, brake=brake)), True
+
+    # -- training -------------------------------------------------------------------------------------
+    def losses(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Teacher-forced losses of a batch with targets.
+
+        Returns:
+            "waypoint_ce" (waypoint tokens and their end token; masked waypoints excluded), "control_ce"
+            (where ``batch.control_mask``), "text_ce" (explanation/QA answers of ``batch.samples``),
+            "head_l1" (planner head, valid steps only) and "head_kl" (VAE head) — only the keys the batch
+            supports. Each is a mean over its tokens/values.
+        """
+        if batch.traj is None or batch.traj_mask is None:
+            raise ValueError("batch.traj: got None, expected target trajectories (build it with Batch.from_samples)")
+        traj = batch.traj.detach().cpu().numpy()  # (B, T, 3)
+        traj_mask = batch.traj_mask.detach().cpu().numpy().astype(bool)  # (B, T)
+        rows, segs, plan_pos = [], [], []
+        for i in range(len(batch)):
+            prompt = self.layout.prompt_ids(batch.instructions[i])
+            action_ids, weight = self._action_target(traj[i], traj_mask[i])
+            ctrl_ids, ctrl_ok = self._control_target(batch, i) if self.control_tokenizer is not None else (None, False)
+            answer = self.layout.answer(
+                action_ids,
+                ctrl_ids,
+                action_weight=weight,
+                control_supervised=ctrl_ok,
+                qa=self._text_target(batch.samples[i] if batch.samples else None),
+            )
+            rows.append(prompt + answer.ids)
+            segs.append([Seg.NONE] * len(prompt) + answer.segs)
+            plan_pos.append(len(prompt) - 1)
+        ids, attn = self._pad(rows)  # (B, L)
+        seg = torch.zeros_like(ids)
+        for i, s in enumerate(segs):
+            seg[i, : len(s)] = torch.tensor([int(v) for v in s])
+        visual, state = self.encode_observations(batch)
+        hidden = self.lm.get_decoder()(inputs_embeds=self.embed(ids, visual, state), attention_mask=attn)
+        hidden = hidden.last_hidden_state  # (B, L, H)
+        head_out = self.lm.get_output_embeddings()
+        out: dict[str, torch.Tensor] = {}
+        h_prev, tgt, tgt_seg = hidden[:, :-1], ids[:, 1:], seg[:, 1:]  # position t predicts token t+1
+        for kind, name in LOSS_SEGMENTS:
+            sel = tgt_seg == int(kind)
+            if bool(sel.any()):
+                out[name] = F.cross_entropy(head_out(h_prev[sel]).float(), tgt[sel])
+        plan_hidden = hidden[torch.arange(len(batch), device=ids.device), torch.tensor(plan_pos, device=ids.device)]
+        gt = batch.traj.to(self.device, torch.float32)
+        gt_mask = batch.traj_mask.to(self.device)
+        poses, kl = self.planner_head(plan_hidden, gt.to(plan_hidden.dtype), gt_mask)
+        valid = gt_mask[..., None].expand_as(gt).float()  # (B, T, 3)
+        if bool(valid.any()):
+            out["head_l1"] = ((poses.float() - gt).abs() * valid).sum() / valid.sum()
+        if kl is not None:
+            out["head_kl"] = self.cfg.planner_head.kl_weight * kl.float().mean()
+        return out
+
+    # -- inference ------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def plan(
+        self, batch: Batch, explain: bool = False, question: str | None = None, memory: str = "update"
+    ) -> list[Plan]:
+        """Plans of a batch (no gradients).
+
+        Args:
+            batch: observations (targets are ignored).
+            explain: also generate an explanation (or the answer to ``question``) into ``Plan.text``.
+            question: the question to answer; implies ``explain``; default "What are you doing and why?".
+            memory: temporal memory use of the vision tokenizer ("update", "read" or "off").
+
+        Returns:
+            One Plan per row; ``text`` is None unless an explanation was asked for.
+        """
+        from drive_vla.model.generate import plan_batch
+
+        return plan_batch(self, batch, explain=explain or question is not None, question=question, memory=memory)
+
+    def num_parameters(self) -> dict[str, int]:
+        """Parameter counts per part (tied LM embeddings counted once)."""
+        counts = {}
+        for name in ("vision", "state_encoder", "lm", "planner_head"):
+            seen = {p.data_ptr(): p.numel() for p in getattr(self, name).parameters()}
+            counts[name] = int(sum(seen.values()))
+        counts["vision_backbone"] = int(sum(p.numel() for p in self.vision.backbone.parameters()))
+        counts["total"] = int(sum({p.data_ptr(): p.numel() for p in self.parameters()}.values()))
+        return counts
