@@ -1,0 +1,113 @@
+"""PIDControllerConfig: gains, thresholds, windows, actuator and rate limits of the controllers, with sources."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+# Sources quoted below:
+#   TCP  - Wu et al. 2022, "Trajectory-guided Control Prediction", 2 Hz waypoints, PID at 20 Hz.
+#   TF++ - Jaeger et al. 2023, "Hidden Biases of End-to-End Driving Models" (carla_garage), PID at 20 Hz.
+# Both tune their PIDs per control step at CARLA's 20 Hz; `gains_tuned_dt_s` records that step so the
+# derivative term and the windows keep their meaning at other control rates.
+
+
+@dataclass
+class PIDControllerConfig:
+    """Waypoints -> steer/throttle/brake, as the TCP and TransFuser++ CARLA agents do it.
+
+    Every field has a default; units are in the names. ``None`` for a rate limit disables it.
+    """
+
+    # --- lateral: aim point on the planned path -> angle -> turn PID
+    aim_distance_slow_m: float = 2.25  # TF++ aim distance below aim_speed_threshold_mps
+    aim_distance_fast_m: float = 3.0  # TF++ aim distance at or above the threshold
+    aim_speed_threshold_mps: float = 5.5  # TF++
+    min_aim_distance_m: float = 0.5  # drive-vla: closer aim points (stop plans) give no steering error
+    turn_kp: float = 1.25  # TF++ (TCP: 0.75 with a 4 m aim distance)
+    turn_ki: float = 0.75  # TCP and TF++
+    turn_kd: float = 0.3  # TCP and TF++
+    turn_window_s: float = 2.0  # TCP/TF++ keep n=40 errors at 20 Hz
+    standstill_speed_mps: float = 0.01  # TF++: below this the angle error is zeroed (no integral build-up)
+
+    # --- longitudinal: desired speed from waypoint spacing -> speed PID
+    speed_window_start_s: float = 0.5  # TF++ reads the planned speed between the waypoints at 0.5 s ...
+    speed_window_end_s: float = 1.0  # ... and 1.0 s (TCP: mean spacing of all waypoints)
+    speed_kp: float = 5.0  # TCP and TF++
+    speed_ki: float = 0.5  # TCP and TF++
+    speed_kd: float = 1.0  # TCP and TF++
+    speed_window_s: float = 1.0  # TF++ n=20 at 20 Hz (TCP: n=40)
+    speed_error_clip_mps: float = 0.25  # TCP/TF++ clip_delta: the speed error fed to the PID, in [0, clip]
+    brake_speed_mps: float = 0.4  # TCP/TF++: brake when the desired speed is below this
+    brake_ratio: float = 1.1  # TCP/TF++: brake when speed / desired speed exceeds this
+    brake_value: float = 1.0  # TCP/TF++ brake is on/off at full strength
+
+    # --- actuator limits (applied last, also to decoded control tokens)
+    max_steer: float = 1.0  # CARLA's full range
+    max_throttle: float = 0.75  # TCP max_throttle / TF++ clip_throttle
+    max_brake: float = 1.0
+    max_steer_rate_per_s: float | None = 2.0  # drive-vla: full lock to centre in 0.5 s; smooths token flicker
+    max_throttle_rise_per_s: float | None = (
+        2.0  # drive-vla: 0 -> 0.75 in ~0.4 s (Bench2Drive jerk bound); release is free
+    )
+    max_brake_rise_per_s: float | None = None  # braking is never delayed
+
+    # --- timing
+    gains_tuned_dt_s: float = 0.05  # the control step the gains above were tuned at (CARLA 20 Hz)
+    compensate_plan_age: bool = True  # re-express a plan in the current ego frame by odometry between policy calls
+
+    # --- start-up and deadlock
+    initial_brake_s: float = 0.0  # full brake for the first seconds of an episode (TF++ uses 2.0 s in CARLA)
+    stuck_speed_mps: float = 0.1  # TF++ stuck_vel_threshold
+    stuck_time_s: float = 55.0  # TF++ stuck_threshold 1100 frames at 20 Hz, longer than a red light
+    creep_duration_s: float = 1.0  # TF++ creep_duration 20 frames at 20 Hz
+    creep_throttle: float = 0.4  # TF++ creep_throttle
+    creep_min_plan_length_m: float = 1.0  # drive-vla: creep only when the plan's path is at least this long
+
+    # --- decoded control tokens
+    token_min_brake: float = 0.05  # drive-vla: brake values below this (bin noise) count as no brake
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ValueError naming the field, the value and what was expected."""
+        non_negative = {
+            "min_aim_distance_m",
+            "turn_ki",
+            "turn_kd",
+            "speed_ki",
+            "speed_kd",
+            "standstill_speed_mps",
+            "speed_window_start_s",
+            "brake_speed_mps",
+            "initial_brake_s",
+            "stuck_speed_mps",
+            "creep_min_plan_length_m",
+            "token_min_brake",
+        }
+        unit_interval = {"brake_value", "max_steer", "max_throttle", "max_brake", "creep_throttle"}
+        optional_rates = {"max_steer_rate_per_s", "max_throttle_rise_per_s", "max_brake_rise_per_s"}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "compensate_plan_age":
+                if not isinstance(value, bool):
+                    raise ValueError(f"{f.name}: got {value!r}, expected true or false")
+                continue
+            if value is None and f.name in optional_rates:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"{f.name}: got {value!r}, expected a finite number")
+            if f.name in unit_interval:
+                if not 0.0 <= value <= 1.0:
+                    raise ValueError(f"{f.name}: got {value!r}, expected a number in [0, 1]")
+            elif f.name in non_negative:
+                if value < 0:
+                    raise ValueError(f"{f.name}: got {value!r}, expected a number >= 0")
+            elif value <= 0:
+                raise ValueError(f"{f.name}: got {value!r}, expected a number > 0")
+        if self.speed_window_end_s <= self.speed_window_start_s:
+            raise ValueError(
+                f"speed_window_end_s: got {self.speed_window_end_s!r}, expected more than "
+                f"speed_window_start_s ({self.speed_window_start_s!r})"
+            )

@@ -1,0 +1,204 @@
+"""PIDController: steering sign, braking, speed tracking, rate limits, creep, initial brake, plan age."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from drive_vla.control import PIDController, PIDControllerConfig, make_controller
+from drive_vla.geometry import carla_steer_from_canonical, global_poses_to_local
+from drive_vla.types import Plan, Trajectory
+
+DT = 0.05
+
+
+def test_straight_path_gives_zero_steer(kit):
+    ctrl = PIDController()
+    plan = kit.straight_plan(5.0)
+    for _ in range(20):
+        out = ctrl.step(plan, kit.ego(5.0), DT)
+    assert abs(out.steer) < 1e-9
+    assert out.brake == 0.0 and out.throttle >= 0.0
+
+
+def test_left_curve_steers_left_and_flips_sign_for_carla(kit):
+    ctrl = PIDController()
+    plan = kit.arc_plan(5.0, radius_m=15.0)
+    for _ in range(5):
+        out = ctrl.step(plan, kit.ego(5.0), DT)
+    assert out.steer > 0.05  # canonical: positive is left
+    assert carla_steer_from_canonical(out.steer) < -0.05  # CARLA: negative is left
+
+
+def test_right_curve_steers_right(kit):
+    ctrl = PIDController()
+    plan = kit.arc_plan(5.0, radius_m=-15.0)
+    for _ in range(5):
+        out = ctrl.step(plan, kit.ego(5.0), DT)
+    assert out.steer < -0.05
+
+
+def test_stop_plan_brakes_fully(kit):
+    ctrl = PIDController()
+    stop = Plan(Trajectory(np.zeros((6, 2), dtype=np.float32)))
+    out = ctrl.step(stop, kit.ego(6.0), DT)
+    assert (out.throttle, out.brake) == (0.0, 1.0)
+    assert ctrl.debug["brake_reason"] == "stop"
+
+
+def test_too_fast_brakes_and_missing_waypoints_stop(kit):
+    ctrl = PIDController()
+    out = ctrl.step(kit.straight_plan(4.0), kit.ego(4.0 * 1.2), DT)  # 20 % above the plan: over the 1.1 ratio
+    assert out.brake == 1.0 and ctrl.debug["brake_reason"] == "too_fast"
+    masked = Plan(Trajectory(np.ones((6, 2), dtype=np.float32), mask=np.zeros(6, dtype=bool)))
+    assert ctrl.step(masked, kit.ego(3.0), DT).brake == 1.0
+
+
+def test_speed_tracking_converges_in_1d_simulation(kit):
+    car = kit.KinematicCar(speed_mps=0.0)
+    ctrl = PIDController()
+    target = 6.0
+    speeds = []
+    for i in range(400):  # 20 s at 20 Hz, the policy replans at 2 Hz
+        if i % 10 == 0:
+            plan = kit.straight_plan(target)
+        out = ctrl.step(plan, car.ego(), DT)
+        car.step(out, DT)
+        speeds.append(car.speed)
+    tail = np.array(speeds[-100:])
+    assert abs(tail.mean() - target) < 0.35
+    assert tail.max() < target * 1.1 + 0.2  # the brake ratio bounds overshoot
+    assert speeds[60] > 2.0  # it got going within 3 s
+
+
+def _circle_plan(car, radius_m: float, speed_mps: float) -> Plan:
+    """The fixed circle centred at (0, radius) ahead of the car's projection on it, in the car's frame."""
+    phi = np.arctan2(car.x, radius_m - car.y)  # angle travelled around the centre
+    s = phi * radius_m + speed_mps * 0.5 * np.arange(1, 7)
+    pts = np.stack([radius_m * np.sin(s / radius_m), radius_m * (1 - np.cos(s / radius_m)), s / radius_m], axis=1)
+    local = global_poses_to_local(pts, (car.x, car.y, car.yaw))
+    return Plan(Trajectory(local[:, :2].astype(np.float32)))
+
+
+def test_curve_tracking_stays_on_a_fixed_circle(kit):
+    """Closed loop, replanning at 2 Hz from the car's pose: the cross-track error stays small."""
+    car = kit.KinematicCar(speed_mps=5.0)
+    ctrl = PIDController()
+    radius = 25.0
+    errors = []
+    for i in range(200):  # 10 s, about 2 rad of arc
+        if i % 10 == 0:
+            plan = _circle_plan(car, radius, 5.0)
+        car.step(ctrl.step(plan, car.ego(), DT), DT)
+        errors.append(abs(np.hypot(car.x, car.y - radius) - radius))
+    assert car.yaw > 1.5
+    assert max(errors) < 0.6
+
+
+def test_steer_rate_limit_holds(kit):
+    cfg = PIDControllerConfig(max_steer_rate_per_s=1.0)
+    ctrl = PIDController(cfg)
+    plan = kit.arc_plan(5.0, radius_m=6.0)
+    steers = [ctrl.step(plan, kit.ego(5.0), DT).steer for _ in range(30)]
+    diffs = np.abs(np.diff([0.0, *steers]))
+    assert diffs.max() <= 1.0 * DT + 1e-9
+    assert steers[-1] > 0.5  # it still gets there
+
+
+def test_throttle_rise_limit_and_free_release(kit):
+    cfg = PIDControllerConfig(max_throttle_rise_per_s=1.0)
+    ctrl = PIDController(cfg)
+    go = kit.straight_plan(8.0)
+    throttles = [ctrl.step(go, kit.ego(0.5), DT).throttle for _ in range(10)]
+    assert np.diff([0.0, *throttles]).max() <= 1.0 * DT + 1e-9
+    stop = Plan(Trajectory(np.zeros((6, 2), dtype=np.float32)))
+    assert ctrl.step(stop, kit.ego(0.5), DT).throttle == 0.0
+
+
+def test_actuator_limits_clip(kit):
+    cfg = PIDControllerConfig(max_steer=0.3, max_throttle=0.5, max_steer_rate_per_s=None, max_throttle_rise_per_s=None)
+    ctrl = PIDController(cfg)
+    for _ in range(40):
+        out = ctrl.step(kit.arc_plan(6.0, radius_m=4.0), kit.ego(1.0), DT)
+    assert out.steer == pytest.approx(0.3)
+    assert out.throttle == pytest.approx(0.5)
+
+
+def _slow_plan(kit) -> Plan:
+    # 0.36 m/s: below the 0.4 m/s brake speed, but 1.08 m of path: the plan asks to move
+    return kit.straight_plan(0.36)
+
+
+def test_standstill_creep_after_long_wait(kit):
+    cfg = PIDControllerConfig(stuck_time_s=1.0, creep_duration_s=0.5, max_throttle_rise_per_s=None)
+    ctrl = PIDController(cfg)
+    outs = [ctrl.step(_slow_plan(kit), kit.ego(0.0), DT) for _ in range(40)]
+    assert all(o.brake == 1.0 for o in outs[:19])  # braking while waiting
+    creep = [o for o in outs[20:30]]
+    assert all(o.throttle >= 0.4 and o.brake == 0.0 for o in creep)
+    assert outs[31].brake == 1.0  # creep lasts 0.5 s, then the plan rules again
+
+
+def test_no_creep_when_the_plan_says_stop(kit):
+    cfg = PIDControllerConfig(stuck_time_s=1.0, creep_duration_s=0.5)
+    ctrl = PIDController(cfg)
+    stop = Plan(Trajectory(np.zeros((6, 2), dtype=np.float32)))
+    outs = [ctrl.step(stop, kit.ego(0.0), DT) for _ in range(100)]
+    assert all(o.brake == 1.0 and o.throttle == 0.0 for o in outs)
+
+
+def test_initial_full_brake_window(kit):
+    ctrl = PIDController(PIDControllerConfig(initial_brake_s=0.5))
+    go = kit.straight_plan(5.0)
+    outs = [ctrl.step(go, kit.ego(0.0), DT) for _ in range(12)]
+    assert all(o.brake == 1.0 and o.throttle == 0.0 for o in outs[:10])
+    assert outs[11].throttle > 0.0 and outs[11].brake == 0.0
+    ctrl.reset()
+    assert ctrl.step(go, kit.ego(0.0), DT).brake == 1.0  # reset starts a new episode
+
+
+def test_plan_age_compensation_uses_odometry(kit):
+    """A straight plan that has aged while the car yawed left must steer back right."""
+    on = PIDController(PIDControllerConfig(max_steer_rate_per_s=None))
+    off = PIDController(PIDControllerConfig(max_steer_rate_per_s=None, compensate_plan_age=False))
+    plan = kit.straight_plan(5.0)
+    for _ in range(8):
+        s_on = on.step(plan, kit.ego(5.0, yaw_rate_rps=0.5), DT).steer
+        s_off = off.step(plan, kit.ego(5.0, yaw_rate_rps=0.5), DT).steer
+    assert s_on < -0.05
+    assert abs(s_off) < 1e-9
+
+
+def test_pid_gains_mean_the_same_at_other_rates(kit):
+    """10 Hz and 20 Hz control of the same 1D problem both converge."""
+    for dt in (0.05, 0.1):
+        car, ctrl = kit.KinematicCar(), PIDController()
+        for _ in range(int(20 / dt)):
+            car.step(ctrl.step(kit.straight_plan(5.0), car.ego(), dt), dt)
+        assert abs(car.speed - 5.0) < 0.5, dt
+
+
+def test_bad_inputs_raise(kit):
+    ctrl = PIDController()
+    with pytest.raises(ValueError, match="dt"):
+        ctrl.step(kit.straight_plan(1.0), kit.ego(), 0.0)
+    with pytest.raises(ValueError, match="plan"):
+        ctrl.step("plan", kit.ego(), DT)
+    with pytest.raises(ValueError, match="speed_window_end_s"):
+        PIDControllerConfig(speed_window_end_s=0.2)
+    with pytest.raises(ValueError, match="max_throttle"):
+        PIDControllerConfig(max_throttle=1.5)
+    with pytest.raises(ValueError, match="controller"):
+        make_controller("mpc")
+
+
+def test_config_yaml_matches_dataclass_defaults():
+    from drive_vla.config import load_config
+
+    repo = __import__("pathlib").Path(__file__).resolve().parents[2]
+    assert load_config(PIDControllerConfig, repo / "configs/control/pid.yaml") == PIDControllerConfig()
+    carla_cfg = load_config(PIDControllerConfig, repo / "configs/control/pid_carla.yaml")
+    assert dataclasses.replace(carla_cfg, initial_brake_s=0.0) == PIDControllerConfig()
+    assert carla_cfg.initial_brake_s == 2.0
