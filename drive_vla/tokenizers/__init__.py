@@ -1,6 +1,7 @@
 """Action tokenizers: waypoint plans and controls <-> local token ids (the model maps them to LM ids).
 
 - ``UniformBinTokenizer`` ("uniform"): 12 displacement-bin tokens per plan.
+- ``FASTTokenizer`` ("fast"): DCT of the displacements + learnt BPE, usually 2-4 tokens per plan.
 - ``ControlTokenizer``: [steer, throttle, brake] bins of the current step.
 - ``make_action_tokenizer(name, **config)``, ``load_action_tokenizer(dir)``.
 """
@@ -15,6 +16,7 @@ from drive_vla.tokenizers.base import (
 )
 from drive_vla.tokenizers.control import CONTROL_TOKENIZER_FILE, ControlTokenizer, ControlTokenizerConfig
 from drive_vla.tokenizers.evaluation import round_trip_errors_m, tokens_per_plan
+from drive_vla.tokenizers.fast import FASTConfig, FASTTokenizer
 from drive_vla.tokenizers.registry import (
     ACTION_TOKENIZERS,
     load_action_tokenizer,
@@ -30,6 +32,8 @@ __all__ = [
     "ActionTokenizer",
     "ControlTokenizer",
     "ControlTokenizerConfig",
+    "FASTConfig",
+    "FASTTokenizer",
     "TokenizerFileError",
     "UniformBinConfig",
     "UniformBinTokenizer",

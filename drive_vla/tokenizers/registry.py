@@ -6,10 +6,12 @@ from pathlib import Path
 from typing import Any
 
 from drive_vla.tokenizers.base import ActionTokenizer
+from drive_vla.tokenizers.fast import FASTTokenizer
 from drive_vla.tokenizers.uniform import UniformBinTokenizer
 
 ACTION_TOKENIZERS: dict[str, type[ActionTokenizer]] = {
     UniformBinTokenizer.type_name: UniformBinTokenizer,
+    FASTTokenizer.type_name: FASTTokenizer,
 }
 
 
