@@ -69,8 +69,8 @@ class UniformBinConfig:
     def __post_init__(self) -> None:
         for name in ("bins_x", "bins_y"):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 2:
-                raise ValueError(f"uniform.{name}: got {v!r}, expected an int >= 2")
+            if isinstance(v, bool) or not isinstance(v, int) or not 2 <= v <= 100_000:
+                raise ValueError(f"uniform.{name}: got {v!r}, expected an int in 2..100000")
         self.range_x_m = check_fit_range("uniform.range_x_m", self.range_x_m)
         self.range_y_m = check_fit_range("uniform.range_y_m", self.range_y_m)
         self.fit_percentiles = check_percentiles("uniform.fit_percentiles", self.fit_percentiles)
@@ -179,6 +179,14 @@ class UniformBinTokenizer(ActionTokenizer):
         out = self._check_plan(ids, "ids", complete=True)
         idx = np.array(out, dtype=np.int64).reshape(FUTURE_STEPS, 2) - np.array([0, self._bins[0]])
         return trajectory_from_xy(np.cumsum(self._centre(idx), axis=0))
+
+    def token_steps(self, ids: Sequence[int]) -> list[int]:
+        """The waypoint index (0..5) each id of a plan belongs to: id 2k and 2k+1 are step k's dx and dy.
+
+        Tokens of step k depend only on waypoints 0..k (error feedback looks back, never ahead), so a loss
+        may skip the tokens of missing waypoints and keep the others.
+        """
+        return [i // 2 for i in range(len(self._check_plan(ids, "ids", complete=False)))]
 
     def allowed_next(self, prefix: Sequence[int]) -> tuple[list[int], bool]:
         n = len(self._check_plan(prefix, "prefix", complete=False))

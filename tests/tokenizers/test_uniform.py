@@ -70,6 +70,15 @@ def test_layout_and_grammar():
         tok.allowed_next(prefix + [0])
 
 
+def test_token_steps_and_prefix_independence_from_later_waypoints(test_plans):
+    tok = UniformBinTokenizer()
+    ids = tok.encode(test_plans[0])
+    assert tok.token_steps(ids) == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    changed = test_plans[0].xy.copy()
+    changed[4:] += 3.0  # later waypoints differ: tokens of steps 0..3 must not
+    assert tok.encode(changed)[:8] == ids[:8] and tok.encode(changed)[8:] != ids[8:]
+
+
 def test_straight_stop_and_turn_decode_headings(make_plans_from_displacements):
     tok = UniformBinTokenizer()
     straight = make_plans_from_displacements(np.tile([5.0, 0.0], (1, FUTURE_STEPS, 1)))[0]
