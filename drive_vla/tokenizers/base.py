@@ -110,14 +110,10 @@ def check_ids(ids: Any, vocab_size: int, name: str = "ids") -> list[int]:
         raise ValueError(f"{name}: got {type(ids).__name__}, expected a sequence of ints")
     out = []
     for i, v in enumerate(ids):
-        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
-            # A 0-d torch tensor or numpy scalar array converts through int(); anything else does not.
-            try:
-                if getattr(v, "ndim", None) != 0:
-                    raise TypeError
-                v = int(v)
-            except (TypeError, ValueError):
-                raise ValueError(f"{name}[{i}]: got {v!r}, expected an int token id") from None
+        if getattr(v, "ndim", None) == 0 and hasattr(v, "item"):  # numpy scalar or 0-d tensor
+            v = v.item()
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ValueError(f"{name}[{i}]: got {v!r}, expected an int token id")
         v = int(v)
         if not 0 <= v < vocab_size:
             raise ValueError(f"{name}[{i}]: got {v}, expected a local id in 0..{vocab_size - 1}")

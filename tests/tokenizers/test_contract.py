@@ -144,3 +144,16 @@ def test_fit_rejects_no_complete_plan(fitted):
 def test_pose_arrays_encode_like_trajectories(fitted, test_plans):
     traj = test_plans[3]
     assert fitted.encode(traj.poses) == fitted.encode(traj) == fitted.encode(traj.xy)
+
+
+def test_ids_may_be_numpy_or_torch_ints_but_not_floats(fitted, test_plans):
+    import torch
+
+    ids = fitted.encode(test_plans[0])
+    expected = fitted.decode(ids).xy
+    np.testing.assert_array_equal(fitted.decode(np.array(ids)).xy, expected)
+    np.testing.assert_array_equal(fitted.decode(torch.tensor(ids)).xy, expected)
+    with pytest.raises(ValueError, match=r"ids\[0\]: got 1.5"):
+        fitted.decode([1.5] + ids[1:])
+    with pytest.raises(ValueError, match=r"ids\[0\]"):
+        fitted.decode(np.array(ids, dtype=np.float64))
