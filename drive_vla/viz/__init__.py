@@ -1,0 +1,1 @@
+"""Pictures and reports: the per-sample figure and the per-episode HTML report."""
