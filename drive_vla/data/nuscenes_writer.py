@@ -163,7 +163,6 @@ class NuScenesWriter:
         self._sample_scene: dict[str, str] = {}  # sample token -> scene token
         self._labels: dict[str, dict[str, Any]] = {}
         self._descriptions: dict[str, str] = {}  # scene token -> description
-        self._sd_index: dict[str, int] = {}  # sample_data token -> row in its table
         self._logs_by_location: dict[str, list[str]] = defaultdict(list)
         self._finished = False
         self._init_static_tables()
@@ -214,7 +213,7 @@ class NuScenesWriter:
         has_can = any(kf.can is not None for kf in scene.keyframes)
         if has_can:
             check_can_scene_name(scene.name)
-        t = self.tables
+        t: dict[str, list[dict[str, Any]]] = defaultdict(list)  # this scene's rows, merged once all succeeded
         scene_token = self._token("scene", scene.name)
         log_token = self._token("log", scene.name)
         logfile = f"{scene.location}-{scene.name}"
@@ -228,12 +227,11 @@ class NuScenesWriter:
                 "location": scene.location,
             }
         )
-        self._logs_by_location[scene.location].append(log_token)
-        calib = self._add_calibration(scene)
+        calib = self._add_calibration(scene, t)
 
         n = len(scene.keyframes)
         sample_tokens = [self._token("sample", scene.name, i) for i in range(n)]
-        prev_sd: dict[str, str] = {}
+        prev_sd: dict[str, dict[str, Any]] = {}
         image_wh: tuple[int, int] | None = None
         for i, kf in enumerate(scene.keyframes):
             t["sample"].append(
@@ -245,7 +243,6 @@ class NuScenesWriter:
                     "scene_token": scene_token,
                 }
             )
-            self._sample_scene[sample_tokens[i]] = scene_token
             for ch in (*CAMERA_NAMES, LIDAR):
                 pose = kf.sensor_poses.get(ch) or SensorPose(kf.timestamp_us, kf.ego_translation, kf.ego_rotation)
                 ts = int(pose.timestamp_us)
@@ -288,15 +285,14 @@ class NuScenesWriter:
                     "height": h,
                     "width": w,
                     "filename": rel,
-                    "prev": prev_sd.get(ch, ""),
+                    "prev": prev_sd[ch]["token"] if ch in prev_sd else "",
                     "next": "",
                 }
                 if ch in prev_sd:
-                    t["sample_data"][self._sd_index[prev_sd[ch]]]["next"] = sd_token
-                self._sd_index[sd_token] = len(t["sample_data"])
+                    prev_sd[ch]["next"] = sd_token
                 t["sample_data"].append(record)
-                prev_sd[ch] = sd_token
-        self._add_annotations(scene, sample_tokens)
+                prev_sd[ch] = record
+        self._add_annotations(scene, sample_tokens, t)
         if has_can:
             self._write_can(scene)
         t["scene"].append(
@@ -310,16 +306,20 @@ class NuScenesWriter:
                 "description": scene.description,
             }
         )
+        for name, rows in t.items():
+            self.tables[name].extend(rows)
+        self._logs_by_location[scene.location].append(log_token)
+        self._sample_scene.update((token, scene_token) for token in sample_tokens)
         self._scene_names[scene.name] = scene_token
         self._descriptions[scene_token] = scene.description
         return sample_tokens
 
-    def _add_calibration(self, scene: SceneRecord) -> dict[str, str]:
+    def _add_calibration(self, scene: SceneRecord, t: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
         out = {}
         for ch in (*CAMERA_NAMES, LIDAR):
             mat = np.asarray(scene.lidar2ego if ch == LIDAR else scene.extrinsics[ch], dtype=np.float64)
             token = self._token("calibrated_sensor", scene.name, ch)
-            self.tables["calibrated_sensor"].append(
+            t["calibrated_sensor"].append(
                 {
                     "token": token,
                     "sensor_token": self._token("sensor", ch),
@@ -333,7 +333,9 @@ class NuScenesWriter:
             out[ch] = token
         return out
 
-    def _add_annotations(self, scene: SceneRecord, sample_tokens: list[str]) -> None:
+    def _add_annotations(
+        self, scene: SceneRecord, sample_tokens: list[str], t: dict[str, list[dict[str, Any]]]
+    ) -> None:
         tracks: dict[str, list[tuple[int, AnnotationRecord]]] = defaultdict(list)
         for i, kf in enumerate(scene.keyframes):
             for ann in kf.annotations:
@@ -348,7 +350,7 @@ class NuScenesWriter:
             ann_tokens = [self._token("sample_annotation", scene.name, inst_id, i) for i, _ in track]
             for j, (i, ann) in enumerate(track):
                 attr = ann.attribute_name()
-                self.tables["sample_annotation"].append(
+                t["sample_annotation"].append(
                     {
                         "token": ann_tokens[j],
                         "sample_token": sample_tokens[i],
@@ -364,7 +366,7 @@ class NuScenesWriter:
                         "num_radar_pts": 0,
                     }
                 )
-            self.tables["instance"].append(
+            t["instance"].append(
                 {
                     "token": inst_token,
                     "category_token": self._token("category", track[0][1].category),

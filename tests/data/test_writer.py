@@ -147,3 +147,20 @@ def test_bad_records_are_refused_with_the_field_named(tmp_path):
         writer.finish({"train": ["scene-9999"]})
     writer.abort()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_refused_scene_leaves_no_rows_behind(tmp_path):
+    rng = np.random.default_rng(0)
+    good = synthetic_scene(0, 3, (32, 18), True, rng)
+    small = synthetic_scene(1, 3, (16, 8), True, rng)
+    mixed = [
+        good.keyframes[0],
+        type(good.keyframes[1])(**{**good.keyframes[1].__dict__, "images": small.keyframes[1].images}),
+    ]
+    with NuScenesWriter(tmp_path, "v1.0-x") as writer:
+        with pytest.raises(ValueError, match=r"keyframes\[1\]\.images\[CAM_FRONT\].*16x8.*32x18"):
+            writer.add_scene(type(good)(good.name, "", mixed, good.intrinsics, good.extrinsics))
+        writer.add_scene(good)
+        writer.finish({"train": [good.name]})
+    nusc = NuScenes("v1.0-x", str(tmp_path), verbose=False)
+    assert len(nusc.scene) == 1 and len(nusc.sample) == 3 and len(nusc.sample_data) == 21
