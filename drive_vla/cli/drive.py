@@ -1,15 +1,202 @@
-"""`drive-vla drive`: not built yet."""
+"""`drive-vla drive`: drive a suite of routes closed-loop with policies and baselines; score and report."""
 
 from __future__ import annotations
 
 import argparse
-import sys
+import json
+import logging
+from pathlib import Path
+
+DRIVE_BASELINES = ("expert", "constant_velocity", "constant_turn_rate")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    parser.add_argument("--env", choices=("embedded", "carla"), default="embedded", help="closed-loop backend")
+    parser.add_argument(
+        "--policy", action="append", default=[], metavar="DIR", help="exported policy directory (repeatable)"
+    )
+    parser.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help=f"baseline to drive (repeatable): {', '.join(DRIVE_BASELINES)}",
+    )
+    parser.add_argument(
+        "--suite", default="heldout", help="suite name (configs/eval/closed_loop_<name>.yaml) or YAML path"
+    )
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument(
+        "--controller", choices=("pid", "tokens"), default="pid", help="how policy plans become controls"
+    )
+    parser.add_argument("--policy-hz", type=float, default=2.0, help="planner calls per second")
+    parser.add_argument("--max-routes", type=int, default=None, help="drive only the first N routes of the suite")
+    parser.add_argument(
+        "--image-size", default=None, help="camera render size WxH (default: the policy's, else 256x144)"
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="CARLA server host (--env carla)")
+    parser.add_argument("--port", type=int, default=2000, help="CARLA server port (--env carla)")
+    parser.add_argument("--town", default=None, help="CARLA town (--env carla; default: the suite's scenario)")
+    parser.add_argument("--no-report", action="store_true", help="skip the per-route HTML reports")
+
+
+def parse_wh(text: str | None) -> tuple[int, int] | None:
+    if text is None:
+        return None
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--image-size: got {text!r}, expected WIDTHxHEIGHT such as 256x144") from None
+    return w, h
+
+
+def _agents(args: argparse.Namespace):
+    """(label, factory(env) -> (planner, controller))."""
+    from drive_vla.baselines import make_baseline
+    from drive_vla.control import make_controller
+
+    agents = []
+    for d in args.policy:
+        if not Path(d).is_dir():
+            raise ValueError(f"--policy: {d} is not a directory (expected an exported policy)")
+
+        def load(env, d=d):
+            from drive_vla.policy import DrivingPolicy
+
+            return DrivingPolicy.from_pretrained(d), make_controller(args.controller)
+
+        agents.append((Path(d).name if Path(d).name != "policy" else Path(d).parent.name, load))
+    for name in args.baseline:
+        if name not in DRIVE_BASELINES:
+            raise ValueError(f"--baseline: got {name!r}, expected one of {list(DRIVE_BASELINES)}")
+        if name == "expert":
+
+            def expert(env):
+                from drive_vla.sim.env import ExpertControl, ExpertPlanner
+
+                if not hasattr(env, "world"):
+                    raise ValueError("--baseline expert: only the embedded world has an expert driver")
+                return ExpertPlanner(env), ExpertControl()
+
+            agents.append(("expert", expert))
+        else:
+            agents.append((name, lambda env, name=name: (make_baseline(name), make_controller("pid"))))
+    if not agents:
+        raise ValueError("drive: give at least one --policy DIR or --baseline NAME")
+    return agents
+
+
+def _make_env(args: argparse.Namespace, image_wh: tuple[int, int] | None):
+    if args.env == "embedded":
+        from drive_vla.sim.env import EmbeddedEnv
+
+        return EmbeddedEnv(image_wh=image_wh)
+    from carla_agents.carla_env import CarlaEnv
+
+    return CarlaEnv(host=args.host, port=args.port, town=args.town, image_wh=image_wh)
+
+
+def _policy_image_wh(planner) -> tuple[int, int] | None:
+    cfg = getattr(planner, "config", None)
+    vision = getattr(cfg, "vision", None)
+    for name in ("render_wh", "image_wh"):
+        wh = getattr(vision, name, None)
+        if wh:
+            return int(wh[0]), int(wh[1])
+    return None
+
+
+def write_strip(route_dir: Path, max_frames: int = 8) -> Path | None:
+    """Concatenate up to ``max_frames`` evenly spaced front-camera frames into ``strip.png``."""
+    import cv2
+    import numpy as np
+
+    frames = sorted((route_dir / "frames").glob("strip_*.png"))
+    if not frames:
+        return None
+    pick = [frames[i] for i in np.linspace(0, len(frames) - 1, min(max_frames, len(frames))).round().astype(int)]
+    images = [cv2.imread(str(p)) for p in pick]
+    path = route_dir / "strip.png"
+    cv2.imwrite(str(path), np.concatenate(images, axis=1))
+    return path
 
 
 def run(args: argparse.Namespace) -> int:
-    print("drive-vla drive: not built yet (see the README's status table)", file=sys.stderr)
-    return 2
+    from drive_vla.benchmarking import format_table
+    from drive_vla.closed_loop import DriveLoopConfig, run_episode
+    from drive_vla.eval.closed_loop_scoring import summarize_routes
+    from drive_vla.suites import load_suite
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    suite = load_suite(args.suite)
+    if suite.env != args.env:
+        raise ValueError(f"--suite {suite.name}: its routes are for env {suite.env!r}, not --env {args.env!r}")
+    routes = suite.routes[: args.max_routes] if args.max_routes else suite.routes
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    loop_cfg = DriveLoopConfig(policy_hz=args.policy_hz, max_time_s=suite.max_time_s)
+    rows, report = [], {"suite": suite.name, "env": args.env, "held_out": suite.held_out, "models": {}}
+    for label, factory in _agents(args):
+        env = None
+        try:
+            env = _make_env(args, parse_wh(args.image_size))
+            planner, controller = factory(env)
+            wh = parse_wh(args.image_size) or _policy_image_wh(planner)
+            if wh and hasattr(env, "image_wh"):
+                env.image_wh = wh
+            records, summaries = [], []
+            for route in routes:
+                route_dir = out / label / route.route_id
+                result = run_episode(
+                    env, planner, controller, route.scenario, route.seed, loop_cfg, route_dir, route.route_id
+                )
+                records.append(result.record)
+                summaries.append(result.summary)
+                write_strip(route_dir)
+                if not args.no_report:
+                    _html_report(route_dir)
+                print(
+                    f"  {label:<20} {route.route_id:<22} DS {result.score['driving_score']:6.1f}  RC "
+                    f"{result.score['route_completion']:6.1f}  {result.summary.get('done_reason')}"
+                )
+        finally:
+            if env is not None:
+                env.close()
+        total = summarize_routes(records, [r.route_id for r in routes])
+        report["models"][label] = {**total, "episodes": summaries}
+        steps_per_s = [s["env_steps_per_s"] for s in summaries if s.get("env_steps_per_s")]
+        policy_ms = [s["policy_ms_p50"] for s in summaries if s.get("policy_ms_p50")]
+        rows.append(
+            {
+                "model": label,
+                "driving_score": total["driving_score"],
+                "route_completion": total["route_completion"],
+                "success_rate": total["success_rate"],
+                "collisions": sum(total["infractions"][k] for k in total["infractions"] if k.startswith("collision")),
+                "mean_speed_mps": total["mean_speed_mps"],
+                "comfort_pct": total["comfort_pct"],
+                "env_steps_per_s": sum(steps_per_s) / len(steps_per_s) if steps_per_s else None,
+                "policy_ms_p50": sorted(policy_ms)[len(policy_ms) // 2] if policy_ms else None,
+            }
+        )
+    table = format_table(rows)
+    print(
+        f"\nclosed-loop suite {suite.name!r} ({len(routes)} routes, env {args.env}; scores in %, CARLA leaderboard rules)"
+    )
+    print(table)
+    report["table"] = rows
+    (out / "drive_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
+    (out / "drive_report.md").write_text(table + "\n")
+    print(f"wrote {out / 'drive_report.json'}")
+    return 0
+
+
+def _html_report(route_dir: Path) -> None:
+    try:
+        from drive_vla.viz.episode_report import write_episode_report
+    except ImportError:
+        return
+    try:
+        write_episode_report(route_dir)
+    except Exception as exc:  # noqa: BLE001 - a report failure must not lose the driving results
+        logging.getLogger(__name__).warning("episode report for %s failed: %s", route_dir, exc)
