@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from drive_vla.data.can_bus import control_from_vehicle_monitor, nearest_message
+from drive_vla.data.drivelm import load_key_frames, qa_pairs
 from drive_vla.data.splits import scenes_for_split
 from drive_vla.geometry import NUSCENES_LIDAR2EGO, compose, invert_transform, make_transform, quat_to_matrix
 from drive_vla.types import CAMERA_NAMES
@@ -40,7 +41,6 @@ TABLES = (
     "map",
 )
 LABELS_FILE = "drive_vla_labels.json"
-QA_KINDS = ("perception", "prediction", "planning", "behavior")
 CAN_POSE_MAX_GAP_US = 100_000  # pose messages are 50 Hz on the real car
 CAN_MONITOR_MAX_GAP_US = 600_000  # vehicle_monitor is 2 Hz
 
@@ -168,24 +168,15 @@ def _load_devkit(dataroot: Path, version: str):
         ) from None
 
 
-def _load_qa(qa_file: str | os.PathLike | None, where: str) -> dict[str, list[list[str]]]:
-    """DriveLM-structured QA ({scene: {"key_frames": {sample_token: {"QA": {kind: [{"Q","A"}]}}}}}) by sample."""
+def _load_qa(qa_file: str | os.PathLike | None) -> dict[str, list[list[str]]]:
+    """QA pairs by sample token from a DriveLM-structured file."""
     if not qa_file:
         return {}
-    path = Path(qa_file)
     try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DatasetError(f"{where}: {path} does not exist") from None
-    except json.JSONDecodeError as exc:
-        raise DatasetError(f"{where}: {path} is not valid JSON ({exc})") from None
-    out: dict[str, list[list[str]]] = {}
-    for scene in data.values() if isinstance(data, dict) else []:
-        for token, frame in (scene.get("key_frames") or {}).items():
-            qa = frame.get("QA") or {}
-            pairs = [[str(p["Q"]), str(p["A"])] for kind in QA_KINDS for p in qa.get(kind, []) if "Q" in p and "A" in p]
-            out.setdefault(token, []).extend(pairs)
-    return out
+        frames = load_key_frames(qa_file, "qa_file")
+    except ValueError as exc:
+        raise DatasetError(str(exc)) from None
+    return {token: [list(p) for p in qa_pairs(frame)] for token, frame in frames.items()}
 
 
 def _can_messages(can_root: Path, scene_name: str) -> tuple[list, list]:
@@ -254,10 +245,9 @@ def build_index(
     labels: dict[str, dict[str, Any]] = {}
     if labels_path.is_file():
         try:
-            for scene in json.loads(labels_path.read_text()).values():
-                labels.update(scene.get("key_frames", {}))
-        except (json.JSONDecodeError, AttributeError) as exc:
-            raise DatasetError(f"labels file {labels_path}: expected DriveLM-structured JSON ({exc})") from None
+            labels = load_key_frames(labels_path, "labels file")
+        except ValueError as exc:
+            raise DatasetError(str(exc)) from None
     cols: dict[str, list] = {
         k: []
         for k in ("tokens", "ts", "ref", "lidar", "files", "wh", "K", "cam2ego", "ego", "from_can", "ctrl", "ctrl_ok")
@@ -369,7 +359,7 @@ def build_index(
         categories=list(categories),
         instances=list(instances),
         labels={t: labels[t] for t in cols["tokens"] if t in labels},
-        qa={t: pairs for t, pairs in _load_qa(qa_file, "qa_file").items() if t in set(cols["tokens"])},
+        qa={t: pairs for t, pairs in _load_qa(qa_file).items() if t in set(cols["tokens"])},
         has_can=has_can,
         has_labels=bool(labels),
     )

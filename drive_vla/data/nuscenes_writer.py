@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from drive_vla.data.can_bus import CanRecord, check_can_scene_name, pose_message, vehicle_monitor_message
+from drive_vla.data.drivelm import check_label
 from drive_vla.data.images import encode_jpeg, jpeg_size
 from drive_vla.data.nuscenes_records import (
     ATTRIBUTES,
@@ -36,7 +37,7 @@ from drive_vla.data.nuscenes_records import (
     SensorPose,
 )
 from drive_vla.geometry import matrix_to_quat
-from drive_vla.types import CAMERA_NAMES, Command
+from drive_vla.types import CAMERA_NAMES
 
 __all__ = ["AnnotationRecord", "CanRecord", "KeyframeRecord", "NuScenesWriter", "SceneRecord", "SensorPose"]
 
@@ -59,8 +60,6 @@ LABELS_FILE = "drive_vla_labels.json"
 SPLITS_FILE = "splits.json"
 LIDAR = "LIDAR_TOP"
 OWNED_DIRS = ("samples", "can_bus", "maps")  # beside the version folder
-LABEL_KEYS = ("QA", "instruction", "command", "meta_action", "explanation", "control")
-QA_KINDS = ("perception", "prediction", "planning", "behavior")
 
 
 def existing_versions(dataroot: str | os.PathLike) -> list[str]:
@@ -84,30 +83,6 @@ def _write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
-
-
-def check_label(label: dict[str, Any], where: str = "label") -> None:
-    """Raise ValueError unless ``label`` is a per-sample DriveLM-style label dict (see NuScenesWriter)."""
-    if not isinstance(label, dict):
-        raise ValueError(f"{where}: got {type(label).__name__}, expected a dict")
-    unknown = sorted(set(label) - set(LABEL_KEYS))
-    if unknown:
-        raise ValueError(f"{where}: unknown keys {unknown}, expected keys among {list(LABEL_KEYS)}")
-    for key in ("instruction", "meta_action", "explanation"):
-        if key in label and not isinstance(label[key], str):
-            raise ValueError(f"{where}.{key}: got {label[key]!r}, expected a string")
-    if "command" in label and label["command"] not in [c.name for c in Command]:
-        raise ValueError(f"{where}.command: got {label['command']!r}, expected one of {[c.name for c in Command]}")
-    if "control" in label:
-        ctrl = label["control"]
-        if not isinstance(ctrl, dict) or set(ctrl) != {"steer", "throttle", "brake"}:
-            raise ValueError(f"{where}.control: got {ctrl!r}, expected {{'steer', 'throttle', 'brake'}} numbers")
-    for kind, pairs in label.get("QA", {}).items():
-        if kind not in QA_KINDS:
-            raise ValueError(f"{where}.QA: got kind {kind!r}, expected one of {list(QA_KINDS)}")
-        for i, qa in enumerate(pairs):
-            if not isinstance(qa, dict) or not isinstance(qa.get("Q"), str) or not isinstance(qa.get("A"), str):
-                raise ValueError(f"{where}.QA.{kind}[{i}]: got {qa!r}, expected {{'Q': str, 'A': str}}")
 
 
 class NuScenesWriter:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from drive_vla.data import labels as label_rules
+from drive_vla.data.drivelm import qa_pairs
 from drive_vla.data.images import ImageCache, files_fingerprint, load_camera_image
 from drive_vla.data.index import DatasetIndex, build_index, check_dataset_files, index_fingerprint
 from drive_vla.geometry import invert_transform, scale_intrinsics
@@ -279,12 +280,7 @@ class NuScenesReader:
             )
         elif ix.control_valid[i]:
             control = Control(*(float(v) for v in ix.control[i]))
-        qa = [
-            (str(p["Q"]), str(p["A"]))
-            for kind in ("perception", "prediction", "planning", "behavior")
-            for p in label.get("QA", {}).get(kind, [])
-        ]
-        qa += [(q, a) for q, a in ix.qa.get(token, [])]
+        qa = qa_pairs(label) + [(q, a) for q, a in ix.qa.get(token, [])]
         targets = Targets(
             trajectory=traj,
             control=control,

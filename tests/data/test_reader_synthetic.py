@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
-from nuscenes_factory import write_synthetic_dataset
+from nuscenes_factory import synthetic_scene, write_synthetic_dataset
 
 from drive_vla import geometry as g
 from drive_vla.data.can_bus import scene_name
+from drive_vla.data.nuscenes_writer import NuScenesWriter
 from drive_vla.data.reader import NuScenesReader
 from drive_vla.data.splits import SplitError
 from drive_vla.types import Batch, Command
@@ -112,3 +114,22 @@ def test_resized_images_scale_intrinsics_and_batch(synthetic_dataset):
     assert tuple(batch.images.shape) == (2, 6, 3, 18, 32)
     with pytest.raises(ValueError, match="image_hw"):
         NuScenesReader(root, version, image_hw=(0, 32))
+
+
+def test_official_versions_use_the_devkit_splits(tmp_path):
+    """A dataset named v1.0-mini takes its splits from nuscenes-devkit (scene-0061 is mini_train, 0103 mini_val)."""
+    rng = np.random.default_rng(0)
+    scenes = [
+        dataclasses.replace(synthetic_scene(i, 2, (32, 18), False, rng), name=n)
+        for i, n in enumerate(("scene-0061", "scene-0103"))
+    ]
+    with NuScenesWriter(tmp_path, "v1.0-mini") as writer:
+        for scene in scenes:
+            writer.add_scene(scene)
+        writer.finish({"everything": [s.name for s in scenes]})
+    assert NuScenesReader(tmp_path, "v1.0-mini", split="mini_train").scenes == ["scene-0061"]
+    assert NuScenesReader(tmp_path, "v1.0-mini", split="val").scenes == ["scene-0103"]
+    with pytest.raises(SplitError, match=r"'everything'.*mini_train.*nuscenes-devkit"):
+        NuScenesReader(tmp_path, "v1.0-mini", split="everything")
+    with pytest.raises(SplitError, match="none of its 150 scenes"):
+        NuScenesReader(tmp_path, "v1.0-mini", split="test")

@@ -1,0 +1,80 @@
+"""The DriveLM label structure: per-sample labels (QA, instruction, command, meta-action, explanation, control).
+
+File layout (DriveLM's, extended with drive-vla's per-sample fields)::
+
+    {scene_token: {"scene_description": str,
+                   "key_frames": {sample_token: {"QA": {"perception"|"prediction"|"planning"|"behavior":
+                                                        [{"Q": str, "A": str, ...}]},
+                                                 "instruction": str, "command": "LEFT"|"RIGHT"|"STRAIGHT",
+                                                 "meta_action": str, "explanation": str,
+                                                 "control": {"steer", "throttle", "brake"}}}}}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from drive_vla.types import Command
+
+LABEL_KEYS = ("QA", "instruction", "command", "meta_action", "explanation", "control")
+QA_KINDS = ("perception", "prediction", "planning", "behavior")
+
+
+def check_label(label: dict[str, Any], where: str = "label") -> None:
+    """Raise ValueError unless ``label`` is a per-sample label dict (the inner dict of ``key_frames``)."""
+    if not isinstance(label, dict):
+        raise ValueError(f"{where}: got {type(label).__name__}, expected a dict")
+    unknown = sorted(set(label) - set(LABEL_KEYS))
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown}, expected keys among {list(LABEL_KEYS)}")
+    for key in ("instruction", "meta_action", "explanation"):
+        if key in label and not isinstance(label[key], str):
+            raise ValueError(f"{where}.{key}: got {label[key]!r}, expected a string")
+    if "command" in label and label["command"] not in [c.name for c in Command]:
+        raise ValueError(f"{where}.command: got {label['command']!r}, expected one of {[c.name for c in Command]}")
+    if "control" in label:
+        ctrl = label["control"]
+        if not isinstance(ctrl, dict) or set(ctrl) != {"steer", "throttle", "brake"}:
+            raise ValueError(f"{where}.control: got {ctrl!r}, expected {{'steer', 'throttle', 'brake'}} numbers")
+    qa = label.get("QA", {})
+    if not isinstance(qa, dict):
+        raise ValueError(f"{where}.QA: got {qa!r}, expected {{kind: [{{'Q': str, 'A': str}}]}}")
+    for kind, pairs in qa.items():
+        if kind not in QA_KINDS:
+            raise ValueError(f"{where}.QA: got kind {kind!r}, expected one of {list(QA_KINDS)}")
+        for i, pair in enumerate(pairs):
+            if not isinstance(pair, dict) or not isinstance(pair.get("Q"), str) or not isinstance(pair.get("A"), str):
+                raise ValueError(f"{where}.QA.{kind}[{i}]: got {pair!r}, expected {{'Q': str, 'A': str}}")
+
+
+def qa_pairs(frame: dict[str, Any]) -> list[tuple[str, str]]:
+    """(question, answer) pairs of one key frame, in DriveLM's kind order."""
+    qa = frame.get("QA") or {}
+    return [(str(p["Q"]), str(p["A"])) for kind in QA_KINDS for p in qa.get(kind, []) if "Q" in p and "A" in p]
+
+
+def key_frames(data: Any) -> dict[str, dict[str, Any]]:
+    """sample token -> key-frame dict of a parsed DriveLM-structured file."""
+    out: dict[str, dict[str, Any]] = {}
+    if not isinstance(data, dict):
+        raise ValueError(f"DriveLM data: got {type(data).__name__}, expected {{scene_token: {{'key_frames': ...}}}}")
+    for scene in data.values():
+        frames = scene.get("key_frames") if isinstance(scene, dict) else None
+        if not isinstance(frames, dict):
+            raise ValueError("DriveLM data: a scene entry has no 'key_frames' mapping")
+        out.update(frames)
+    return out
+
+
+def load_key_frames(path: str | os.PathLike, what: str = "DriveLM file") -> dict[str, dict[str, Any]]:
+    """Read a DriveLM-structured JSON file; ValueError naming the path if missing or malformed."""
+    p = Path(path)
+    try:
+        return key_frames(json.loads(p.read_text()))
+    except FileNotFoundError:
+        raise ValueError(f"{what}: {p} does not exist") from None
+    except (json.JSONDecodeError, ValueError) as exc:
+        raise ValueError(f"{what}: {p} is not DriveLM-structured JSON ({exc})") from None
