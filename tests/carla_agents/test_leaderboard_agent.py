@@ -202,3 +202,28 @@ def test_heading_in_the_rationale_matches_compass(tmp_path, recorded):
     record = json.loads((agent.output_folder / "rationale.jsonl").read_text().splitlines()[-1])
     # the next route point (20, 0) lies 20 m straight ahead of a car at the origin facing east
     assert record["target_ego_xy"] == pytest.approx([20.0, 0.0], abs=0.05)
+
+
+class ExplainingPlanner(CurvePlanner):
+    def __init__(self, fail: bool = False) -> None:
+        super().__init__()
+        self.fail, self.questions = fail, []
+
+    def explain(self, obs, question=None) -> str:
+        self.questions.append(question)
+        if self.fail:
+            raise RuntimeError("no words")
+        return f"turning left at {obs.ego.speed_mps:.0f} m/s"
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_explanations_are_throttled_and_never_brake(tmp_path, recorded, fail):
+    planner = ExplainingPlanner(fail=fail)
+    agent = _agent(tmp_path, recorded, planner=planner, explain_every_s=0.5, policy_hz=4.0)
+    controls = [agent.run_step(recorded.input_data(speed_mps=3.0, frame=100 + i), 1.0 + i * DT) for i in range(20)]
+    records = [json.loads(x) for x in (agent.output_folder / "rationale.jsonl").read_text().splitlines()]
+    key = "explanation_error" if fail else "explanation"
+    assert [r["frame"] for r in records if key in r] == [1, 11]  # t = 1.0 s and 1.5 s
+    assert all(c.brake == 0.0 for c in controls) and agent.error_count == 0
+    if not fail:
+        assert records[0]["explanation"] == "turning left at 3 m/s"
