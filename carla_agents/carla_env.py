@@ -6,6 +6,7 @@ carla_agents/episode.py (tested without a server); this class only talks to the 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import random
@@ -77,8 +78,21 @@ class CarlaEnv:
     on exit and on errors.
     """
 
-    def __init__(self, cfg: CarlaEnvConfig | None = None, client: Any = None) -> None:
-        self.cfg = cfg or CarlaEnvConfig()
+    def __init__(
+        self,
+        cfg: CarlaEnvConfig | None = None,
+        client: Any = None,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        town: str | None = None,
+        image_wh: tuple[int, int] | None = None,
+    ) -> None:
+        """Connect to the server (or use ``client``); keyword values override ``cfg`` (the CLI's flags)."""
+        given: dict[str, Any] = {k: v for k, v in (("host", host), ("port", port), ("town", town)) if v is not None}
+        if image_wh is not None:
+            given["camera_width"], given["camera_height"] = int(image_wh[0]), int(image_wh[1])
+        self.cfg = dataclasses.replace(cfg or CarlaEnvConfig(), **given)
         self.client = client or connect(self.cfg.host, self.cfg.port, self.cfg.connect_timeout_s, self.cfg.timeout_s)
         self.world: Any = None
         self.map: Any = None
@@ -90,6 +104,11 @@ class CarlaEnv:
         self._specs = camera_specs(self.cfg.camera_width, self.cfg.camera_height, self.cfg.ego_origin_in_vehicle_m)
         self._intr, self._extr = rig_calibration(self._specs, self.cfg.ego_origin_in_vehicle_m)
         self.ego: Any = None
+
+    @property
+    def dt_s(self) -> float:
+        """Simulated seconds per step (the drive loop reads it)."""
+        return float(self.cfg.fixed_delta_s)
 
     # ------------------------------------------------------------------ DrivingEnv
 
@@ -108,11 +127,13 @@ class CarlaEnv:
             self._destroy_actors()
             raise
 
-    def step(self, control: Control) -> StepResult:
+    def step(self, control: Control, observe: bool = True) -> StepResult:
+        """Apply ``control`` for one tick. ``observe=False`` skips building the cameras' Observation
+        (the drive loop asks only when the planner runs); ``info["ego"]`` always carries the EgoState."""
         if self.ego is None:
             raise RuntimeError("CarlaEnv.step: call reset() first")
         frame = self._tick(control)
-        obs, info = self._observe(frame)
+        obs, info = self._observe(frame, observe)
         return StepResult(observation=obs, done=info["reason"] is not None, info=info)
 
     def close(self) -> None:
@@ -265,12 +286,11 @@ class CarlaEnv:
 
     # ------------------------------------------------------------------ observation and scoring
 
-    def _observe(self, frame: int) -> tuple[Observation, dict[str, Any]]:
+    def _observe(self, frame: int, observe: bool = True) -> tuple[Observation | None, dict[str, Any]]:
         cfg = self.cfg
         snapshot_t = self.world.get_snapshot().timestamp.elapsed_seconds
         self._t0 = snapshot_t if self._t0 is None else self._t0
         t = snapshot_t - self._t0
-        images = {c: bgra_to_rgb(frame_data(self._queues[c], frame, cfg.sensor_timeout_s, c)) for c in CAMERA_NAMES}
         tf = self.ego.get_transform()
         pose = transform_to_local_pose(tf)
         vel, acc, ang = self.ego.get_velocity(), self.ego.get_acceleration(), self.ego.get_angular_velocity()
@@ -286,19 +306,23 @@ class CarlaEnv:
         target = self._planner.run_step(pose[:2])
         history = self._history.in_ego_frame(t, pose)
         self._history.add(t, pose)
-        obs = build_observation(
-            images,
-            self._intr,
-            self._extr,
-            ego,
-            history,
-            command_for_road_option(target.option),
-            instruction_for_road_option(target.option, cfg.instruction_style),
-            t,
-        )
+        obs = None
+        if observe:  # older camera frames left in the queues are dropped here
+            images = {c: bgra_to_rgb(frame_data(self._queues[c], frame, cfg.sensor_timeout_s, c)) for c in CAMERA_NAMES}
+            obs = build_observation(
+                images,
+                self._intr,
+                self._extr,
+                ego,
+                history,
+                command_for_road_option(target.option),
+                instruction_for_road_option(target.option, cfg.instruction_style),
+                t,
+            )
         completion, off_route = self._progress.update(pose[:2])
         collisions = self._events["collision"]
-        collision = collision_kind(collisions[-1].other_actor.type_id) if collisions else None
+        collision_with = getattr(collisions[-1].other_actor, "type_id", "static") if collisions else None
+        collision = collision_kind(collision_with) if collisions else None
         collisions.clear()
         invasions = self._events["lane_invasion"]
         lane_invasion = bool(invasions)
@@ -317,6 +341,11 @@ class CarlaEnv:
             self._standstill_s,
         )
         info = {
+            "ego": ego,
+            "pose": (float(pose[0]), float(pose[1]), float(pose[2])),  # local frame: x east, y north, yaw CCW
+            "collision_with": collision_with,
+            "goal_reached": reason == "goal",
+            "done": reason is not None,
             "time_s": t,
             "route_completion": completion,
             "collision": collision,

@@ -220,9 +220,10 @@ def episode_end(
     collision: str | None,
     standstill_s: float,
 ) -> str | None:
-    """Why the episode ends now, or None: route_completed, collision, off_route, blocked, timeout."""
+    """Why the episode ends now, or None: goal, collision, off_route, blocked, timeout (the embedded world's
+    reasons, plus Bench2Drive's "blocked")."""
     if completion >= 0.999 or distance_to_goal_m <= cfg.goal_tolerance_m:
-        return "route_completed"
+        return "goal"
     if collision is not None and cfg.end_on_collision:
         return "collision"
     if off_route_m > cfg.max_off_route_m:

@@ -127,7 +127,7 @@ def test_scoring_facts():
     assert episode_end(cfg, **{**kwargs, "off_route_m": 31.0}, collision=None, standstill_s=0.0) == "off_route"
     assert episode_end(cfg, **kwargs, collision=None, standstill_s=60.0) == "blocked"
     assert episode_end(cfg, **{**kwargs, "time_s": 120.0}, collision=None, standstill_s=0.0) == "timeout"
-    assert episode_end(cfg, **{**kwargs, "completion": 1.0}, collision="vehicle", standstill_s=0.0) == "route_completed"
+    assert episode_end(cfg, **{**kwargs, "completion": 1.0}, collision="vehicle", standstill_s=0.0) == "goal"
 
 
 def test_sensor_queue_picks_the_ticked_frame():
@@ -188,11 +188,14 @@ def test_short_live_episode_cleans_up_and_restores_settings():
         assert obs.image_hw == (36, 64) and obs.ego.source == "sim"
         ctrl = PIDController()
         straight = Plan(Trajectory(np.stack([2.0 * np.arange(1, 7), np.zeros(6)], axis=1).astype(np.float32)))
-        for _ in range(40):  # 2 s
-            result = env.step(ctrl.step(straight, obs.ego, cfg.fixed_delta_s))
-            obs = result.observation
+        ego = obs.ego
+        for k in range(40):  # 2 s, cameras read every 10th tick as the drive loop does at 2 Hz
+            result = env.step(ctrl.step(straight, ego, env.dt_s), observe=k % 10 == 9)
+            assert (result.observation is not None) == (k % 10 == 9)
+            ego = result.info["ego"]
             for key in ("time_s", "route_completion", "collision", "off_road", "off_route_m", "speed_mps", "reason"):
                 assert key in result.info
+            assert len(result.info["pose"]) == 3
             if result.done:
                 break
         assert result.info["time_s"] > 0.0 and 0.0 <= result.info["route_completion"] <= 1.0
@@ -213,3 +216,11 @@ def test_make_carla_env_applies_cli_values_before_connecting(recorded):
             config=recorded.repo / "configs/carla/env.yaml",
             overrides=["connect_timeout_s=0.5"],
         )
+
+
+def test_drive_cli_constructor_form_without_server():
+    """`drive-vla drive --env carla` builds CarlaEnv(host=, port=, town=, image_wh=)."""
+    from carla_agents.carla_env import CarlaEnv
+
+    with pytest.raises(CarlaConnectionError, match=r"127\.0\.0\.1:1\b"):
+        CarlaEnv(CarlaEnvConfig(connect_timeout_s=0.5), host="127.0.0.1", port=1, town="Town05", image_wh=(64, 36))
