@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     make.add_argument("--version", default="v1.0-embedded", help="table folder name")
     make.add_argument("--image-size", type=parse_image_size, default=(256, 144), help="camera WIDTHxHEIGHT")
     make.add_argument("--workers", type=int, default=1, help="worker processes")
+    make.add_argument("--keyframes", type=int, default=None, help="keyframes per scene (default: the sim config's)")
+    make.add_argument("--overwrite", action="store_true", help="replace an existing dataset of the same version")
 
     insp = sub.add_parser("inspect", help="print counts and draw one sample (cameras with GT path and boxes, BEV)")
     insp.add_argument("--dataroot", required=True, help="folder holding <version>/, samples/ and can_bus/")
@@ -41,14 +43,36 @@ def _make_embedded(args: argparse.Namespace) -> int:
         print(f"--scenes: got {args.scenes}, expected >= 1", file=sys.stderr)
         return 2
     try:
+        from drive_vla.sim.config import DatasetConfig
         from drive_vla.sim.dataset import make_embedded
     except ImportError as exc:
         print(f"drive-vla data make-embedded: the embedded world is not available ({exc})", file=sys.stderr)
         return 2
-    make_embedded(
-        Path(args.out), args.scenes, args.seed, version=args.version, image_wh=args.image_size, workers=args.workers
+
+    def progress(done: int, total: int) -> None:
+        print(f"  scene {done}/{total}", flush=True)
+
+    try:
+        config = None if args.keyframes is None else DatasetConfig(keyframes_per_scene=args.keyframes)
+        summary = make_embedded(
+            Path(args.out),
+            args.scenes,
+            args.seed,
+            version=args.version,
+            image_wh=args.image_size,
+            workers=args.workers,
+            progress=progress,
+            config=config,
+            overwrite=args.overwrite,
+        )
+    except ValueError as exc:
+        print(f"drive-vla data make-embedded: {exc}", file=sys.stderr)
+        return 2
+    splits = ", ".join(f"{k} {v}" for k, v in summary.get("splits", {}).items())
+    print(
+        f"wrote {summary.get('scenes', args.scenes)} scenes, {summary.get('samples', '?')} samples ({args.version}; "
+        f"splits: {splits}) to {args.out} in {summary.get('seconds', 0.0):.1f} s"
     )
-    print(f"wrote {args.scenes} scenes ({args.version}) to {args.out}")
     return 0
 
 

@@ -56,6 +56,15 @@ def _check_image_hw(image_hw: Any) -> tuple[int, int] | None:
 class NuScenesReader:
     """Random access to the keyframes of a nuScenes-format dataset as drive-vla Samples.
 
+    Each Sample holds: six cameras (uint8 RGB) with intrinsics and extrinsics; the ego state from the
+    CAN bus ("can": pose.vel/accel/rotation_rate, vehicle_monitor.steering) or else from keyframe poses
+    ("poses", backward differences); 4 history poses (extrapolated at constant velocity before the
+    scene's start); the 6 future poses with a validity mask (False past the scene's end); the command
+    by the nuScenes 2 m rule on that future (a labels-file "command" is not used for it); instruction,
+    meta-action, explanation, control and QA from ``<version>/drive_vla_labels.json`` where present
+    (instruction from the command, meta-action from labels.meta_action and control from the CAN bus
+    vehicle_monitor otherwise); the other agents' boxes at each future keyframe in the current ego frame.
+
     Args:
         dataroot: folder holding ``<version>/`` tables, ``samples/`` and optionally ``can_bus/``.
         version: e.g. "v1.0-mini", "v1.0-trainval", "v1.0-embedded".
@@ -308,5 +317,7 @@ class NuScenesReader:
             "samples_with_can": int(self.index.ego_from_can.sum()),
             "labels": self.has_labels,
             "samples_with_labels": len(self.index.labels),
-            "samples_with_qa": len(self.index.qa),
+            "samples_with_qa": sum(
+                bool(self.index.labels.get(t, {}).get("QA")) or t in self.index.qa for t in self.tokens
+            ),
         }

@@ -69,3 +69,20 @@ def test_image_size_argument():
     for bad in ("256", "0x10", "axb"):
         with pytest.raises(argparse.ArgumentTypeError, match="WIDTHxHEIGHT"):
             parse_image_size(bad)
+
+
+def test_make_embedded_then_inspect(tmp_path, capsys):
+    pytest.importorskip("drive_vla.sim.dataset", reason="the embedded world's dataset writer is not built yet")
+    out = tmp_path / "embedded"
+    args = ["data", "make-embedded", "--out", str(out), "--scenes", "1", "--seed", "3", "--keyframes", "7"]
+    assert main([*args, "--image-size", "64x36", "--version", "v1.0-tiny"]) == 0
+    assert "1 scenes, 7 samples (v1.0-tiny" in capsys.readouterr().out
+    assert main([*args, "--version", "v1.0-tiny"]) == 2  # never clobbers silently
+    assert "already holds dataset version" in capsys.readouterr().err
+    assert (
+        main(["data", "inspect", "--dataroot", str(out), "--version", "v1.0-tiny", "--out", str(tmp_path / "s.png")])
+        == 0
+    )
+    text = capsys.readouterr().out
+    assert "samples              7" in text and "can_bus              present (7 samples)" in text
+    assert cv2.imread(str(tmp_path / "s.png")).shape[0] == 2 * 270
