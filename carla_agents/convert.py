@@ -205,3 +205,24 @@ def build_observation(
         instruction=instruction,
         timestamp_s=float(timestamp_s),
     )
+
+
+def observation_from_input_data(
+    input_data: Mapping[str, Any],
+    intrinsics: Mapping[str, np.ndarray],
+    extrinsics: Mapping[str, np.ndarray],
+    command: Command = Command.STRAIGHT,
+    instruction: str = "keep following the road",
+    timestamp_s: float = 0.0,
+    history: np.ndarray | None = None,
+    steer: float = 0.0,
+) -> Observation:
+    """One call from the leaderboard's ``input_data`` to an Observation (cameras, speedometer, IMU).
+
+    The agent itself keeps the state this needs across frames (route -> command, pose history, last
+    steer); this is the stateless path for recorded frames.
+    """
+    readings = parse_input_data(input_data)
+    ego = ego_state_from_sensors(readings.speed_mps, readings.imu, steer)
+    past = np.zeros((HISTORY_STEPS, 3), dtype=np.float32) if history is None else history
+    return build_observation(readings.images, intrinsics, extrinsics, ego, past, command, instruction, timestamp_s)

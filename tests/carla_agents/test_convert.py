@@ -115,3 +115,14 @@ def test_to_vehicle_control_flips_steer():
     vc = to_vehicle_control(Control(steer=0.25, throttle=0.5, brake=0.0))
     assert isinstance(vc, carla.VehicleControl)
     assert vc.steer == pytest.approx(-0.25) and vc.throttle == pytest.approx(0.5) and not vc.reverse
+
+
+def test_observation_from_recorded_input_data_in_one_call(recorded):
+    from carla_agents.convert import observation_from_input_data
+
+    data = recorded.input_data(speed_mps=7.5, gyro_z=-0.3)
+    intr, extr = rig_calibration(sensor_specs(*recorded.hw[::-1]))
+    obs = observation_from_input_data(data, intr, extr, Command.RIGHT, "turn right at the next intersection", 3.0)
+    assert obs.ego.speed_mps == 7.5 and obs.ego.yaw_rate_rps == pytest.approx(0.3)
+    assert obs.command is Command.RIGHT and obs.timestamp_s == 3.0
+    np.testing.assert_array_equal(obs.images["CAM_BACK"], data["CAM_BACK"][1][..., 2::-1])
