@@ -332,8 +332,9 @@ def create_app(
             return _error(501, "not_supported", f"{name} has no explain(); it only plans")
         return run(req, req.question, explain=True)
 
+    # async: answered on the event loop even when every worker thread waits for the model lock.
     @app.get("/health", response_model=HealthResponse, summary="Liveness and counters")
-    def health() -> Any:
+    async def health() -> Any:
         with service._stats_lock:
             stats = dict(service.stats)
         return {

@@ -137,7 +137,9 @@ class PlanRequest(_Strict):
 
     images: CameraImages
     ego: EgoStateIn
-    instruction: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, description="navigation instruction")
+    instruction: str = Field(
+        min_length=1, max_length=MAX_TEXT_CHARS, pattern=r"\S", description="navigation instruction (not blank)"
+    )
     command: Literal["LEFT", "RIGHT", "STRAIGHT"] = "STRAIGHT"
     history: History | None = Field(
         default=None,
@@ -156,7 +158,7 @@ class PlanRequest(_Strict):
 class ExplainRequest(PlanRequest):
     """An observation plus a question; without a question the policy asks its default one."""
 
-    question: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT_CHARS)
+    question: str | None = Field(default=None, min_length=1, max_length=MAX_TEXT_CHARS, pattern=r"\S")
 
 
 # ----------------------------------------------------------------------------- responses

@@ -205,6 +205,8 @@ BAD_JSON = [  # (id, path, mutate, expected field)
     ("principal-point-outside", "/plan", _principal_point_outside, "intrinsics.CAM_FRONT_RIGHT"),
     ("question-too-long", "/explain", _set("question", "why? " * 101), "question"),
     ("question-wrong-type", "/explain", _set("question", ["why"]), "question"),
+    ("question-blank", "/explain", _set("question", "   "), "question"),
+    ("instruction-blank", "/plan", _set("instruction", " \t "), "instruction"),
     ("question-on-plan", "/plan", _set("question", "why?"), "question"),
 ]
 
@@ -278,3 +280,31 @@ def test_encode_image_matches_wire_format(make_obs):
     body = request_from_observation(obs)
     assert body["images"]["CAM_FRONT"] == encode_image(obs.images["CAM_FRONT"])
     assert len(body["intrinsics"]) == 6 and np.array(body["extrinsics"]["CAM_BACK"]).shape == (4, 4)
+
+
+def test_health_answers_while_the_model_is_busy(good_body):
+    from drive_vla.serve import BackgroundServer, create_app
+
+    release, entered = threading.Event(), threading.Event()
+
+    class BlockingPolicy:
+        def reset(self) -> None:
+            pass
+
+        def predict(self, obs):
+            entered.set()
+            release.wait(10)
+            raise RuntimeError("released")
+
+    with BackgroundServer(create_app(BlockingPolicy(), model_name="blocking")) as srv:
+        worker = threading.Thread(target=lambda: httpx.post(srv.url + "/plan", json=good_body, timeout=30))
+        worker.start()
+        try:
+            assert entered.wait(10)
+            r = httpx.get(srv.url + "/health", timeout=2)
+            assert r.status_code == 200 and r.json()["model"] == "blocking"
+            r = httpx.post(srv.url + "/explain", json=good_body, timeout=5)  # no explain(): 501, not a hang
+            assert r.status_code == 501 and r.json()["error"] == "not_supported"
+        finally:
+            release.set()
+            worker.join(10)
