@@ -192,7 +192,7 @@ class PlanResponse(BaseModel):
     meta_action: str | None
     model: str
     timings_ms: dict[str, float] = Field(
-        description="service timings: decode, wait (for the model lock), policy, total"
+        description="service timings: validate (JSON, image decoding, checks), wait (for the model lock), policy, total (from the body's arrival)"
     )
 
 
