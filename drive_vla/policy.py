@@ -25,10 +25,9 @@ CONTROL_TOKENIZER_DIR = "control_tokenizer"
 
 def make_action_tokenizer(cfg: ModelConfig, fit_trajectories: Sequence[Trajectory] | None = None) -> Any:
     """The action tokenizer the config names, fitted on ``fit_trajectories`` when given (else default ranges)."""
-    from drive_vla.tokenizers import FASTTokenizer, UniformBinTokenizer
+    from drive_vla.tokenizers import make_action_tokenizer as make_by_name
 
-    cls = {"uniform": UniformBinTokenizer, "fast": FASTTokenizer}[cfg.action_tokenizer]
-    tok = cls(**cfg.action_tokenizer_kwargs)
+    tok = make_by_name(cfg.action_tokenizer, **cfg.action_tokenizer_kwargs)
     if fit_trajectories is not None:
         tok.fit(list(fit_trajectories))
     return tok

@@ -121,8 +121,10 @@ class RowDecoder:
 
 
 def _forward(model: DriveVLA, embeds: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, cache: Any) -> Any:
+    # Without padding (e.g. a single observation) the plain causal mask is exact and cheaper to build.
+    attn = None if bool(mask.all()) else mask
     return model.lm.get_decoder()(
-        inputs_embeds=embeds, attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True
+        inputs_embeds=embeds, attention_mask=attn, position_ids=pos, past_key_values=cache, use_cache=True
     )
 
 

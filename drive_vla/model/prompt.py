@@ -146,7 +146,8 @@ class PromptLayout:
         """
         weight = [True] * len(action_ids) if action_weight is None else list(action_weight)
         ids = self.action_to_lm(action_ids) + [self.action_end_id]
-        segs = [Seg.ACTION if w else Seg.NONE for w in weight] + [Seg.ACTION]
+        # The end token is a target only for a complete plan (a filled-in plan's length means nothing).
+        segs = [Seg.ACTION if w else Seg.NONE for w in weight] + [Seg.ACTION if all(weight) else Seg.NONE]
         if self.control_tokens:
             if control_ids is None:
                 raise ValueError("control_ids: got None, expected 3 control token ids for this layout")

@@ -218,7 +218,7 @@ class DriveVLA(nn.Module):
         return out
 
     # -- inference ------------------------------------------------------------------------------------
-    @torch.no_grad()
+    @torch.inference_mode()
     def plan(
         self, batch: Batch, explain: bool = False, question: str | None = None, memory: str = "update"
     ) -> list[Plan]:

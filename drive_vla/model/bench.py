@@ -1,0 +1,130 @@
+"""`drive-vla bench policy`: parameters per part, tokens per plan, predict latency (p50/p90) and peak memory."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+import numpy as np
+import torch
+
+from drive_vla.benchmarking import percentile
+from drive_vla.types import CAMERA_NAMES, Command, EgoState, Observation
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", default="configs/model/tiny.yaml", help="model config YAML")
+    parser.add_argument("--override", action="append", default=[], help="config override KEY=VALUE (repeatable)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
+    parser.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--random-init", action="store_true", help="build the LM's real shape with random weights")
+    parser.add_argument("--modes", default="tokens,head", help="comma-separated output modes to time")
+    parser.add_argument("--explain", action="store_true", help="also time predict with an explanation")
+    parser.add_argument("--input-hw", default="180x320", help="camera image size fed to predict, HxW")
+    parser.add_argument("--repeats", type=int, default=20, help="timed predict calls per mode")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed calls before timing")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+
+
+def synthetic_observation(rng: np.random.Generator, hw: tuple[int, int]) -> Observation:
+    """Random six-camera uint8 images and a plausible ego state (shapes are all that matter for timing)."""
+    h, w = hw
+    return Observation(
+        images={c: rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for c in CAMERA_NAMES},
+        intrinsics={c: np.array([[w / 2, 0, w / 2], [0, w / 2, h / 2], [0, 0, 1]], np.float32) for c in CAMERA_NAMES},
+        extrinsics={c: np.eye(4, dtype=np.float32) for c in CAMERA_NAMES},
+        ego=EgoState(speed_mps=float(rng.uniform(0, 12)), accel_mps2=np.zeros(2, np.float32)),
+        history=np.stack([np.linspace(-8, -2, 4), np.zeros(4), np.zeros(4)], 1).astype(np.float32),
+        command=Command.STRAIGHT,
+    )
+
+
+def _memory_mb(device: torch.device) -> tuple[str, float]:
+    if device.type == "cuda":
+        return "cuda_max_allocated", torch.cuda.max_memory_allocated(device) / 2**20
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):  # peak resident set size of this process
+                return "peak_rss", int(line.split()[1]) / 1024
+    import resource
+
+    return "peak_rss", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(args: argparse.Namespace) -> list[dict]:
+    from drive_vla.config import load_config
+    from drive_vla.model.config import ModelConfig
+    from drive_vla.policy import DrivingPolicy
+
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    overrides = list(args.override)
+    if args.random_init:
+        overrides.append("lm.random_init=true")
+    overrides.append(f"dtype={'bfloat16' if args.dtype == 'bf16' else 'float32'}")
+    cfg = load_config(ModelConfig, args.config, overrides)
+    device = torch.device(args.device)
+    t0 = time.perf_counter()
+    policy = DrivingPolicy.build(cfg).to(device)
+    build_s = time.perf_counter() - t0
+    counts = policy.model.num_parameters()
+    rng = np.random.default_rng(0)
+    hw = tuple(int(v) for v in args.input_hw.lower().split("x"))
+    obs = synthetic_observation(rng, hw)
+    runs = [(m.strip(), False) for m in args.modes.split(",") if m.strip()]
+    if args.explain:
+        runs.append(("tokens", True))
+    rows = []
+    for mode, explain in runs:
+        policy.model.cfg = dataclasses.replace(cfg, output_mode=mode)
+        policy.config = policy.model.cfg
+
+        def call(explain: bool = explain) -> None:
+            if explain:
+                policy.explain(obs)
+            else:
+                policy.predict(obs)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+
+        for _ in range(args.warmup):
+            call()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        times, stages = [], {}
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            call()
+            times.append(1e3 * (time.perf_counter() - t))
+        plan = policy.predict(obs) if not explain else None
+        if plan is not None:
+            stages = {f"{k}_ms": round(v, 2) for k, v in plan.timings_ms.items() if k != "total"}
+        stats = policy.model.last_decode_stats
+        mem_kind, mem_mb = _memory_mb(device)
+        p50 = percentile(times, 50)
+        rows.append(
+            {
+                "config": args.config.rsplit("/", 1)[-1],
+                "mode": mode + ("+explain" if explain else ""),
+                "device": str(device),
+                "dtype": args.dtype,
+                "params_total_M": counts["total"] / 1e6,
+                "params_vision_M": counts["vision"] / 1e6,
+                "params_lm_M": counts["lm"] / 1e6,
+                "params_state_k": counts["state_encoder"] / 1e3,
+                "params_head_k": counts["planner_head"] / 1e3,
+                "visual_tokens": policy.model.vision.num_tokens,
+                "generated_tokens": stats.get("generated_tokens", [0])[0],
+                "lm_forward_passes": stats.get("forward_passes", 0),
+                "p50_ms": p50,
+                "p90_ms": percentile(times, 90),
+                "hz_p50": 1e3 / p50,
+                **stages,
+                f"{mem_kind}_mb": mem_mb,
+                "threads": torch.get_num_threads(),
+                "input_hw": f"{hw[0]}x{hw[1]}",
+                "build_s": build_s,
+            }
+        )
+    return rows

@@ -1,0 +1,145 @@
+"""DriveVLA: losses and gradients, masked waypoints, overfitting, config errors."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from drive_vla.config import ConfigError, load_config
+from drive_vla.model.config import LMConfig, ModelConfig, VisionConfig
+from drive_vla.model.vision import build_backbone
+from drive_vla.policy import DrivingPolicy
+from drive_vla.types import Batch, Sample, Targets, Trajectory
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "model"
+
+
+def _params_without_grad(model: torch.nn.Module) -> list[str]:
+    return [
+        n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum() > 0)
+    ]
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("lm.arch=llama",),
+        ("lm.arch=qwen2", "planner_head.kind=gru", "planner_head.vae_latent=4"),
+    ],
+    ids=["llama-mlp", "qwen2-gru-vae"],
+)
+def test_forward_backward_reaches_every_part(tiny_config, samples, overrides):
+    cfg = tiny_config(*overrides)
+    model = DrivingPolicy.build(cfg).model.train()
+    losses = model.losses(Batch.from_samples(samples))
+    expected = {"waypoint_ce", "control_ce", "text_ce", "head_l1"} | ({"head_kl"} if "vae" in str(overrides) else set())
+    assert set(losses) == expected
+    assert all(torch.isfinite(v) and v.ndim == 0 for v in losses.values())
+    sum(losses.values()).backward()
+    assert _params_without_grad(model) == []
+    for part in ("vision", "state_encoder", "lm", "planner_head"):
+        grads = [p.grad.abs().sum() for p in getattr(model, part).parameters()]
+        assert grads and all(g > 0 for g in grads), part
+    arch = type(model.lm).__name__
+    assert arch == ("Qwen2ForCausalLM" if "qwen2" in overrides[0] else "LlamaForCausalLM")
+
+
+def test_masked_waypoints_get_no_loss(tiny_config, samples):
+    model = DrivingPolicy.build(tiny_config()).model.eval()  # eval: deterministic text-target choice
+    full = samples[0]
+    mask = np.array([True, True, True, False, False, False])
+    xy = samples[1].targets.trajectory.xy
+
+    def incomplete(junk: float) -> Sample:
+        xy_j = xy.copy()
+        xy_j[~mask] = junk  # values where the mask is False must not matter
+        targets = dataclasses.replace(samples[1].targets, trajectory=Trajectory(xy=xy_j, mask=mask))
+        return dataclasses.replace(samples[1], targets=targets)
+
+    with torch.no_grad():
+        with_a = model.losses(Batch.from_samples([full, incomplete(0.0)]))
+        with_b = model.losses(Batch.from_samples([full, incomplete(55.0)]))
+    for key in ("waypoint_ce", "head_l1"):
+        assert with_a[key].item() == pytest.approx(with_b[key].item(), rel=1e-6), key
+    # Per token: only the tokens of valid waypoints are targets (all or nothing without a token map).
+    poses = incomplete(55.0).targets.trajectory.poses
+    ids, weight = model._action_target(poses, mask)
+    steps = getattr(model.action_tokenizer, "token_steps", None)
+    expected = [bool(mask[k]) for k in steps(ids)] if steps else [False] * len(ids)
+    assert weight == expected and sum(weight) < len(ids)
+    answer = model.layout.answer(ids, [0, 9, 14], action_weight=weight)
+    assert answer.segs[len(ids)] == 0  # the end token of an incomplete plan is no target either
+
+
+def test_losses_without_text_or_controls(tiny_config, samples):
+    model = DrivingPolicy.build(tiny_config()).model
+    bare = [
+        dataclasses.replace(s, targets=Targets(trajectory=s.targets.trajectory)) for s in samples[:2]
+    ]  # no control, explanation or QA
+    losses = model.losses(Batch.from_samples(bare))
+    assert set(losses) == {"waypoint_ce", "head_l1"}
+    with pytest.raises(ValueError, match="batch.traj"):
+        model.losses(Batch.from_observations([s.observation for s in samples]))
+
+
+def test_training_loop_overfits_and_then_plans_the_targets(tiny_config, samples):
+    torch.manual_seed(0)
+    policy = DrivingPolicy.build(tiny_config(), fit_trajectories=[s.targets.trajectory for s in samples])
+    model = policy.model.train()
+    batch = Batch.from_samples(samples)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    history = []
+    for _ in range(120):
+        losses = model.losses(batch)
+        loss = sum(losses.values())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        history.append(loss.item())
+    first, last = history[0], float(np.mean(history[-5:]))
+    assert last < first / 5, (first, last)
+    plans = policy.predict_batch([s.observation for s in samples])
+    errors = [np.abs(p.trajectory.xy - s.targets.trajectory.xy).max() for p, s in zip(plans, samples)]
+    assert max(errors) < 1.0, errors  # decoded waypoint tokens reproduce the memorised plans
+
+
+def test_unknown_backbone_lists_available():
+    with pytest.raises(ValueError, match=r"vision.backbone: got 'resnet_does_not_exist'.*resnet18"):
+        build_backbone(VisionConfig(backbone="resnet_does_not_exist"))
+
+
+def test_unknown_lm_arch_lists_available(tiny_config):
+    with pytest.raises(ValueError, match=r"lm.arch: got 'gpt9'.*\['llama', 'qwen2'\]"):
+        LMConfig(arch="gpt9")
+    with pytest.raises(ConfigError, match=r"lm.arch: got 'gpt9'.*llama"):
+        tiny_config("lm.arch=gpt9")
+
+
+def test_shipped_configs_load():
+    for name, arch, source in (
+        ("tiny", "llama", "random"),
+        ("smollm2-135m", "llama", "gguf"),
+        ("qwen2.5-0.5b", "qwen2", "local"),
+    ):
+        cfg = load_config(ModelConfig, CONFIGS / f"{name}.yaml")
+        assert (cfg.lm.arch, cfg.lm.source) == (arch, source)
+    qwen = load_config(ModelConfig, CONFIGS / "qwen2.5-0.5b.yaml").lm
+    assert (qwen.hidden_size, qwen.num_layers, qwen.num_heads, qwen.num_kv_heads, qwen.intermediate_size) == (
+        896,
+        24,
+        14,
+        2,
+        4864,
+    )
+    assert qwen.vocab_size == 151_936
+
+
+def test_tiny_config_has_a_few_million_parameters():
+    cfg = load_config(ModelConfig, CONFIGS / "tiny.yaml")
+    counts = DrivingPolicy.build(cfg).model.num_parameters()
+    assert 1e6 < counts["lm"] < 10e6
+    assert counts["total"] == sum(counts[k] for k in ("vision", "state_encoder", "lm", "planner_head"))
