@@ -99,11 +99,8 @@ def _make_env(args: argparse.Namespace, image_wh: tuple[int, int] | None):
 def _policy_image_wh(planner) -> tuple[int, int] | None:
     cfg = getattr(planner, "config", None)
     vision = getattr(cfg, "vision", None)
-    for name in ("render_wh", "image_wh"):
-        wh = getattr(vision, name, None)
-        if wh:
-            return int(wh[0]), int(wh[1])
-    return None
+    hw = getattr(vision, "image_hw", None)  # the model's input size: render at it, no resize needed
+    return (int(hw[1]), int(hw[0])) if hw else None
 
 
 def write_strip(route_dir: Path, max_frames: int = 8) -> Path | None:
