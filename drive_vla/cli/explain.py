@@ -106,7 +106,15 @@ def load_frame(args: argparse.Namespace, wh: tuple[int, int] | None) -> tuple[An
         raise ValueError("frame: a recorded frame needs both --episode and --step")
     from drive_vla.episode_io import frame_path, load_observation
 
-    obs = load_observation(frame_path(args.episode, args.step))
+    path = frame_path(args.episode, args.step)
+    if not path.is_file():
+        steps = sorted(int(p.stem[5:]) for p in path.parent.glob("step_*.npz") if p.stem[5:].isdigit())
+        near = sorted(steps, key=lambda n: abs(n - args.step))[:5]
+        hint = (
+            f"; recorded steps nearby: {sorted(near)} ({len(steps)} in all)" if steps else "; no frames recorded there"
+        )
+        raise ValueError(f"--step: {path} does not exist{hint}")
+    obs = load_observation(path)
     if wh is not None:
         obs = resize_observation(obs, *wh)
     return obs, None, f"episode {args.episode} step {args.step}"

@@ -169,14 +169,15 @@ def test_dataset_sample_with_figure(stub, policy_dir, tmp_path, capsys):
         (["--episode", "EP", "--step", "3", "--sample", "x"], "either --dataroot"),
         (["--episode", "EP"], "both --episode and --step"),
         (["--dataroot", "D", "--sample", "x"], "missing --version"),
-        (["--episode", "EP", "--step", "9"], "does not exist"),
+        (["--episode", "EP", "--step", "9"], "recorded steps nearby: [3] (1 in all)"),
+        (["--episode", "NOEP", "--step", "0"], "no frames recorded there"),
         (["--episode", "EP", "--step", "3", "--image-size", "64by36"], "--image-size"),
         (["--episode", "EP", "--step", "3", "--question", "  "], "--question"),
         (["--episode", "EP", "--step", "3", "--json", "--interactive"], "do not go together"),
     ],
 )
 def test_argument_errors(stub, episode, policy_dir, capsys, extra, message):
-    extra = [str(episode) if a == "EP" else a for a in extra]
+    extra = [{"EP": str(episode), "NOEP": str(episode / "nothing")}.get(a, a) for a in extra]
     assert _explain(policy_dir, *extra) == 2
     assert message in capsys.readouterr().err
     assert stub.questions == []
