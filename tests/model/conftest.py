@@ -56,13 +56,18 @@ def tiny_config() -> Callable[..., ModelConfig]:
     return make
 
 
-def make_observation(rng: np.random.Generator, instruction: str = "keep following the road") -> Observation:
+def make_observation(
+    rng: np.random.Generator, instruction: str = "keep following the road", speed_mps: float | None = None
+) -> Observation:
     h, w = IMAGE_HW
     return Observation(
         images={c: rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for c in CAMERA_NAMES},
         intrinsics={c: np.array([[w / 2, 0, w / 2], [0, w / 2, h / 2], [0, 0, 1]], np.float32) for c in CAMERA_NAMES},
         extrinsics={c: np.eye(4, dtype=np.float32) for c in CAMERA_NAMES},
-        ego=EgoState(speed_mps=float(rng.uniform(2.0, 10.0)), accel_mps2=np.zeros(2, np.float32)),
+        ego=EgoState(
+            speed_mps=float(rng.uniform(2.0, 10.0)) if speed_mps is None else speed_mps,
+            accel_mps2=np.zeros(2, np.float32),
+        ),
         history=np.stack([np.linspace(-8.0, -2.0, 4), np.zeros(4), np.zeros(4)], axis=1).astype(np.float32),
         command=Command.STRAIGHT,
         instruction=instruction,
@@ -77,7 +82,7 @@ def make_sample(rng: np.random.Generator, i: int, mask: np.ndarray | None = None
     s = speed * t
     xy = np.stack([s, 0.5 * curv * s**2], axis=1).astype(np.float32)
     turn = "left" if curv > 0 else "right"
-    obs = make_observation(rng, instruction=f"follow the road and bear {turn}")
+    obs = make_observation(rng, instruction=f"follow the road and bear {turn}", speed_mps=speed)
     targets = Targets(
         trajectory=Trajectory(xy=xy, mask=np.ones(FUTURE_STEPS, bool) if mask is None else mask),
         control=Control(steer=float(np.clip(curv * 10, -1, 1)), throttle=0.4, brake=0.0),

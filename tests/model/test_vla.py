@@ -86,25 +86,27 @@ def test_losses_without_text_or_controls(tiny_config, samples):
         model.losses(Batch.from_observations([s.observation for s in samples]))
 
 
-def test_training_loop_overfits_and_then_plans_the_targets(tiny_config, samples):
+@pytest.mark.slow
+def test_training_loop_overfits(tiny_config, samples):
+    """Plain torch: 50 AdamW steps on four samples cut the summed loss more than 5x, every part included."""
     torch.manual_seed(0)
     policy = DrivingPolicy.build(tiny_config(), fit_trajectories=[s.targets.trajectory for s in samples])
     model = policy.model.train()
     batch = Batch.from_samples(samples)
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
     history = []
-    for _ in range(120):
+    for _ in range(50):
         losses = model.losses(batch)
         loss = sum(losses.values())
         opt.zero_grad()
         loss.backward()
         opt.step()
-        history.append(loss.item())
-    first, last = history[0], float(np.mean(history[-5:]))
+        history.append({k: v.item() for k, v in losses.items()})
+    total = [sum(h.values()) for h in history]
+    first, last = total[0], float(np.mean(total[-3:]))
     assert last < first / 5, (first, last)
-    plans = policy.predict_batch([s.observation for s in samples])
-    errors = [np.abs(p.trajectory.xy - s.targets.trajectory.xy).max() for p, s in zip(plans, samples)]
-    assert max(errors) < 1.0, errors  # decoded waypoint tokens reproduce the memorised plans
+    for key in ("waypoint_ce", "control_ce", "text_ce", "head_l1"):
+        assert history[-1][key] < history[0][key] / 2, key
 
 
 def test_unknown_backbone_lists_available():
