@@ -1,0 +1,132 @@
+"""The LightningModule: weighted multi-task loss from ``model.losses``, per-task logging, open-loop L2 validation."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from drive_vla.data.datamodule import move_batch
+from drive_vla.training.config import LOSS_KEYS, LossWeights, OptimConfig
+from drive_vla.training.metrics import OpenLoopL2
+from drive_vla.training.optim import build_optimizer, build_scheduler
+from drive_vla.types import Batch
+
+
+class DrivingModule(L.LightningModule):
+    """Trains any model with ``losses(batch) -> dict[str, Tensor]`` and ``plan(batch) -> list[Plan]``.
+
+    That contract covers ``DriveVLA`` (the VLA) and ``EgoMLPPlanner`` (the baseline). The training loss
+    is ``sum(weight[k] * losses[k])`` over the keys the batch supports; every task loss is logged as
+    ``train/<key>`` and ``val/<key>``; validation also plans each batch and logs ``val/l2_{1,2,3}s_m``
+    and ``val/l2_avg_m``.
+
+    Args:
+        model: the network (its ``state_dict`` is what checkpoints hold, under ``model.``).
+        loss_weights: weight per task loss.
+        optim: optimiser and schedule.
+        frozen: submodules kept in eval mode while training (see ``adapt.freeze_modules``).
+        extra_checkpoint: plain data stored in every checkpoint under "drive_vla" (the resolved configs),
+            read back to refuse resuming with an incompatible model.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_weights: LossWeights,
+        optim: OptimConfig,
+        frozen: list[nn.Module] | None = None,
+        extra_checkpoint: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.loss_weights = loss_weights
+        self.optim_cfg = optim
+        self._frozen = list(frozen or [])
+        self.extra_checkpoint = dict(extra_checkpoint or {})
+        self.val_l2 = OpenLoopL2()
+        # validation batches are unrelated samples: plan without the temporal memory where a model has one
+        self._plan_kwargs = {"memory": "off"} if "memory" in inspect.signature(model.plan).parameters else {}
+
+    # ---- modes -------------------------------------------------------------------------------------
+    def train(self, mode: bool = True) -> DrivingModule:
+        super().train(mode)
+        for m in self._frozen:  # frozen parts keep dropout off and batch-norm statistics fixed
+            m.eval()
+        return self
+
+    # ---- steps -------------------------------------------------------------------------------------
+    def weighted_loss(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+        """sum(weight * loss) over the returned tasks; unknown keys raise ValueError."""
+        unknown = [k for k in losses if k not in LOSS_KEYS]
+        if unknown:
+            raise ValueError(f"model.losses: returned keys {unknown}, expected keys among {list(LOSS_KEYS)}")
+        terms = [getattr(self.loss_weights, k) * v for k, v in losses.items() if getattr(self.loss_weights, k) > 0]
+        if not terms:
+            raise ValueError(
+                f"loss: the batch supports {sorted(losses)} but all their weights are 0; check the stage's loss "
+                "weights and the dataset's labels"
+            )
+        return torch.stack(terms).sum()
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        losses = self.model.losses(batch)
+        total = self.weighted_loss(losses)
+        bs = len(batch)
+        for k, v in losses.items():
+            self.log(f"train/{k}", v.detach(), batch_size=bs)
+        self.log("train/loss", total.detach(), prog_bar=True, batch_size=bs)
+        return total
+
+    def on_validation_epoch_start(self) -> None:
+        self.val_l2.reset()
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        losses = self.model.losses(batch)
+        bs = len(batch)
+        for k, v in losses.items():
+            self.log(f"val/{k}", v.detach(), batch_size=bs, sync_dist=True)
+        self.log("val/loss", self.weighted_loss(losses).detach(), batch_size=bs, sync_dist=True)
+        plans = self.model.plan(batch, **self._plan_kwargs)
+        self.val_l2.update(plans, batch.traj[..., :2].float().cpu().numpy(), batch.traj_mask.cpu().numpy())
+
+    def on_validation_epoch_end(self) -> None:
+        sums = torch.tensor(self.val_l2.sum_m, dtype=torch.float64, device=self.device)
+        counts = torch.tensor(self.val_l2.count, dtype=torch.float64, device=self.device)
+        if self.trainer.world_size > 1:
+            sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
+            counts = self.trainer.strategy.reduce(counts, reduce_op="sum")
+        self.val_l2.sum_m, self.val_l2.count = sums.cpu().numpy(), counts.cpu().numpy()
+        if counts.sum() == 0:
+            return
+        for k, v in self.val_l2.compute().items():
+            self.log(f"val/{k}", v, prog_bar=k == "l2_avg_m")
+
+    # ---- plumbing ----------------------------------------------------------------------------------
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        if isinstance(batch, Batch):
+            return move_batch(batch, device)
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = build_optimizer(self.model, self.optim_cfg)
+        total = int(self.trainer.estimated_stepping_batches) if self.trainer is not None else 1
+        scheduler = build_scheduler(optimizer, max(1, total), self.optim_cfg)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state: dict[str, Any] = dict(self.extra_checkpoint)
+        state["torch_rng"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            state["cuda_rng"] = torch.cuda.get_rng_state_all()
+        checkpoint["drive_vla"] = state
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("drive_vla", {})
+        if "torch_rng" in state:  # dropout continues exactly where the interrupted run stopped
+            torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
