@@ -133,7 +133,8 @@ class DrivingPolicy:
 
     def predict_batch(self, observations: Sequence[Observation]) -> list[Plan]:
         """Plans for several observations at once (one row of temporal memory per position in the list)."""
-        self.model.eval()
+        if self.model.training:
+            self.model.eval()
         return self.model.plan(self._batch(observations))
 
     def explain(self, obs: Observation, question: str | None = None) -> str:
@@ -143,7 +144,8 @@ class DrivingPolicy:
         """
         if question is not None and (not isinstance(question, str) or not question.strip()):
             raise ValueError(f"question: got {question!r}, expected a non-empty string")
-        self.model.eval()
+        if self.model.training:
+            self.model.eval()
         plan = self.model.plan(
             self._batch([obs]), explain=True, question=question or DEFAULT_EXPLAIN_QUESTION, memory="read"
         )

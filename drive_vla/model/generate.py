@@ -40,6 +40,7 @@ class RowDecoder:
     controls: list[int] = field(default_factory=list)
     text: list[int] = field(default_factory=list)
     generated: int = 0  # tokens chosen from logits (decoding steps of this row)
+    index_cache: dict[tuple, torch.Tensor] = field(default_factory=dict)  # may be shared by rows
     _q: int = 0
 
     @property
@@ -93,6 +94,16 @@ class RowDecoder:
             else:
                 self.text.append(token)
 
+    def _index(self, cands: list[int], device: torch.device) -> torch.Tensor:
+        """Candidate ids as a tensor, cached (grammars repeat the same candidate sets)."""
+        key = (str(device), *cands)
+        found = self.index_cache.get(key)
+        if found is None:
+            if len(self.index_cache) > 4096:  # a grammar with many distinct sets: keep memory bounded
+                self.index_cache.clear()
+            found = self.index_cache[key] = torch.tensor(cands, device=device)
+        return found
+
     def step(self, logits: torch.Tensor, text_mask: torch.Tensor) -> list[int]:
         """Choose the next token from ``logits`` (V,), then take every forced token after it.
 
@@ -112,7 +123,7 @@ class RowDecoder:
             elif feed:
                 break  # logits are stale once a token was appended; decide after feeding
             else:
-                token = cands[int(logits[torch.tensor(cands, device=logits.device)].argmax())]
+                token = cands[int(logits[self._index(cands, logits.device)].argmax())]
                 self.generated += 1
             self.accept(token)
             feed.append(token)
@@ -158,8 +169,16 @@ def plan_batch(
     rows: list[RowDecoder] = []
     if cfg.output_mode == "tokens" or explain:
         q_ids = lay.question_ids(question or DEFAULT_EXPLAIN_QUESTION) if explain else None
+        cache_ids = model.candidate_index_cache  # kept on the model: candidate sets repeat across calls
         rows = [
-            RowDecoder(lay, model.action_tokenizer, model.control_tokenizer, q_ids, cfg.max_explanation_tokens)
+            RowDecoder(
+                lay,
+                model.action_tokenizer,
+                model.control_tokenizer,
+                q_ids,
+                cfg.max_explanation_tokens,
+                index_cache=cache_ids,
+            )
             for _ in range(b)
         ]
         head_w = model.lm.get_output_embeddings()

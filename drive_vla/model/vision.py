@@ -129,10 +129,17 @@ class VisionTokenizer(nn.Module):
         if images.ndim != 5 or images.shape[2] != 3:
             raise ValueError(f"images: got shape {tuple(images.shape)}, expected (B, N_cam, 3, H, W)")
         b, n = images.shape[:2]
-        dtype = self.queries.dtype
-        x = images.reshape(b * n, *images.shape[2:]).to(device=self.queries.device, dtype=dtype)
-        if tuple(x.shape[-2:]) != tuple(self.cfg.image_hw):
-            x = F.interpolate(x, size=tuple(self.cfg.image_hw), mode="bilinear", align_corners=False)
+        dtype, device = self.queries.dtype, self.queries.device
+        x = images.reshape(b * n, *images.shape[2:])  # (B*N, 3, H, W) uint8
+        size = tuple(self.cfg.image_hw)
+        if tuple(x.shape[-2:]) != size and x.dtype == torch.uint8 and x.device.type == "cpu":
+            # Antialiased resize straight on uint8 is several times faster on CPU than on floats.
+            x = F.interpolate(
+                x.contiguous(memory_format=torch.channels_last), size=size, mode="bilinear", antialias=True
+            )
+        x = x.to(device=device, dtype=dtype)
+        if tuple(x.shape[-2:]) != size:
+            x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
         return (x - self.pixel_mean.to(dtype)) / self.pixel_std.to(dtype)
 
     def forward(self, images: torch.Tensor, memory: str = "off") -> torch.Tensor:
