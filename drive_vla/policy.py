@@ -135,7 +135,7 @@ class DrivingPolicy:
         """Plans for several observations at once (one row of temporal memory per position in the list)."""
         if self.model.training:
             self.model.eval()
-        return self.model.plan(self._batch(observations))
+        return self.model.plan(self._batch(observations), memory="update")
 
     def explain(self, obs: Observation, question: str | None = None) -> str:
         """The model's answer to ``question`` (default "What are you doing and why?") about ``obs``.

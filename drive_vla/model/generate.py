@@ -140,7 +140,7 @@ def _forward(model: DriveVLA, embeds: torch.Tensor, mask: torch.Tensor, pos: tor
 
 
 def plan_batch(
-    model: DriveVLA, batch: Batch, explain: bool = False, question: str | None = None, memory: str = "update"
+    model: DriveVLA, batch: Batch, explain: bool = False, question: str | None = None, memory: str = "off"
 ) -> list[Plan]:
     """Plans of a batch: one prefill, then (tokens mode or explanations) constrained greedy decoding."""
     t0 = time.perf_counter()

@@ -219,17 +219,17 @@ class DriveVLA(nn.Module):
         return out
 
     # -- inference ------------------------------------------------------------------------------------
-    @torch.inference_mode()
-    def plan(
-        self, batch: Batch, explain: bool = False, question: str | None = None, memory: str = "update"
-    ) -> list[Plan]:
+    @torch.no_grad()
+    def plan(self, batch: Batch, explain: bool = False, question: str | None = None, memory: str = "off") -> list[Plan]:
         """Plans of a batch (no gradients).
 
         Args:
             batch: observations (targets are ignored).
             explain: also generate an explanation (or the answer to ``question``) into ``Plan.text``.
             question: the question to answer; implies ``explain``; default "What are you doing and why?".
-            memory: temporal memory use of the vision tokenizer ("update", "read" or "off").
+            memory: temporal memory use of the vision tokenizer: "off" (default: independent samples, as in
+                validation), "update" (a drive: read the past frames, then store this one; what
+                ``DrivingPolicy.predict`` uses) or "read".
 
         Returns:
             One Plan per row; ``text`` is None unless an explanation was asked for.
