@@ -1,0 +1,47 @@
+"""The embedded driving world: highway-env roads and traffic, an expert driver, six cameras, dataset writing.
+
+Modules:
+    world.py     EmbeddedWorld, the API below (global frame, ego state, agents, route, flags, cameras).
+    scenarios.py the scenario suite: highway, merge, intersection, roundabout (seeded routes and traffic).
+    expert.py    the expert driver and its ExpertDecision (reason code, explanation, control).
+    render.py    the six-camera pinhole renderer (numpy + OpenCV, near-plane clipping, painter's order).
+    dataset.py   make_embedded(): record the expert as a nuScenes-format dataset with DriveLM-style labels.
+    qa.py        per-sample QA built from simulator facts.
+    config.py    WorldConfig (ego dynamics, traffic, expert, camera) and DatasetConfig.
+    bench_api.py timing functions (world steps/s, render keyframes/s, dataset samples/s).
+
+World API::
+
+    from drive_vla.sim import EmbeddedWorld, WorldConfig
+    world = EmbeddedWorld(WorldConfig())
+    world.reset("roundabout", seed=7)       # EmbeddedWorld.scenario_names() lists the scenarios
+    while not world.done:
+        info = world.step(None)             # None: the expert drives; or a drive_vla.types.Control
+    obs = world.observation(256, 144)       # drive_vla.types.Observation
+
+The names below are imported on first use, so ``import drive_vla.sim.config`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "EmbeddedWorld": "drive_vla.sim.world",
+    "Agent": "drive_vla.sim.world",
+    "WorldConfig": "drive_vla.sim.config",
+    "DatasetConfig": "drive_vla.sim.config",
+    "ExpertDecision": "drive_vla.sim.expert",
+    "SCENARIOS": "drive_vla.sim.scenarios",
+    "make_embedded": "drive_vla.sim.dataset",
+    "CameraRenderer": "drive_vla.sim.render",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'drive_vla.sim' has no attribute {name!r}")

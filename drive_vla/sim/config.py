@@ -1,0 +1,136 @@
+"""Typed configs of the embedded driving world: ego dynamics, traffic, expert driver, cameras, datasets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class EgoDynamicsConfig:
+    """The ego car and how a ``Control`` maps onto highway-env's kinematic bicycle model.
+
+    ``steer`` in [-1, 1] (positive LEFT) becomes a front-wheel angle ``steer * max_steer_rad``;
+    the longitudinal acceleration is ``throttle * max_accel_mps2 - brake * max_brake_mps2`` minus
+    ``coast_decel_mps2`` while moving. Speed is clamped to [0, max_speed_mps] (no reversing).
+    """
+
+    length_m: float = 4.084  # nuScenes ego box (REFERENCE.md, planning metrics)
+    width_m: float = 1.85
+    height_m: float = 1.56
+    # The ego frame's origin is the rear axle (nuScenes convention); the box centre, which highway-env
+    # simulates, lies this far ahead of it (LiDAR 0.94 m ahead of the origin + box 0.5 m ahead of the LiDAR).
+    center_ahead_m: float = 1.44
+    max_steer_rad: float = 0.6  # front-wheel angle at |steer| = 1 (~34 deg; tightest junction turn needs ~0.45)
+    max_accel_mps2: float = 4.0  # at throttle = 1 (a mid-size car, 0-100 km/h in ~7 s)
+    max_brake_mps2: float = 8.0  # at brake = 1 (dry-road emergency braking)
+    coast_decel_mps2: float = 0.3  # rolling resistance and drag with neither pedal pressed
+    max_speed_mps: float = 35.0
+
+
+@dataclass
+class TrafficConfig:
+    """Other vehicles (highway-env IDM/MOBIL vehicles); ranges are sampled once per episode."""
+
+    density_range: tuple[float, float] = (0.6, 1.4)  # multiplier on each scenario's nominal vehicle count
+    truck_fraction: float = 0.12  # share of spawned vehicles that are trucks
+    car_lwh_m: tuple[float, float, float] = (5.0, 2.0, 1.6)  # highway-env's car footprint, plus a height
+    truck_lwh_m: tuple[float, float, float] = (8.5, 2.5, 3.2)
+    remove_crashed_after_s: float = 3.0  # crashed traffic (not touching the ego) is towed away after this
+
+
+@dataclass
+class ExpertConfig:
+    """Gains and limits of the rule-based expert that drives the ego."""
+
+    # Lateral: pure pursuit on the route's lane centre line.
+    lookahead_min_m: float = 4.0
+    lookahead_time_s: float = 0.6  # lookahead = clip(min + time * speed, min, max)
+    lookahead_max_m: float = 16.0
+    # Longitudinal: IDM (Treiber et al.) towards a target speed.
+    comfort_accel_mps2: float = 2.0
+    comfort_decel_mps2: float = 3.0
+    max_decel_mps2: float = 7.0
+    time_gap_s: float = 1.4
+    min_gap_m: float = 3.0  # bumper-to-bumper gap at standstill
+    idm_delta: float = 4.0
+    max_lateral_accel_mps2: float = 2.0  # curve speed: v <= sqrt(a_lat / curvature)
+    speed_preview_m: float = 35.0  # curvature and goal are looked at this far ahead
+    corridor_margin_m: float = 0.5  # extra clearance on each side of the ego when checking the path
+    path_check_m: float = 60.0  # vehicles on the path are searched this far ahead
+    crossing_check_m: float = 30.0  # moving vehicles predicted to enter this much of the path are braked for
+    crossing_horizon_s: float = 2.5
+    # Yielding at junctions and merges.
+    yield_horizon_s: float = 7.0  # how far ahead other vehicles' routes are predicted (constant speed)
+    yield_clearance_m: float = 0.6  # lateral margin between the two cars' sides for a conflict
+    yield_margin_s: float = 1.5  # a priority car within this time of the ego's passage of a point conflicts
+    yield_stop_m: float = 1.5  # the front bumper stops this far before the yield line
+    commit_after_m: float = 1.0  # once this far past the stop line, the ego clears the junction instead
+    merge_gap_front_s: float = 1.0  # accepted gap in the target lane (time headway), ahead and behind
+    merge_gap_rear_s: float = 1.0
+    goal_stop_m: float = 3.0  # stop this far before the route's end (within WorldConfig.goal_tolerance_m)
+    stopped_speed_mps: float = 0.5
+
+
+@dataclass
+class CameraConfig:
+    """The six-camera pinhole renderer."""
+
+    width: int = 256
+    height: int = 144
+    near_m: float = 0.3  # polygons are clipped against z > near before projection
+    far_m: float = 120.0  # geometry beyond this distance from the ego is not drawn
+    lane_sample_m: float = 2.0  # curved lanes are cut into segments of this length
+    straight_sample_m: float = 10.0
+    marking_width_m: float = 0.15
+    dash_length_m: float = 3.0  # highway-env's stripe length
+    dash_period_m: float = 7.33  # stripe length + highway-env's stripe spacing
+
+
+@dataclass
+class WorldConfig:
+    """The embedded world: time steps, episode limits, and the parts above."""
+
+    dt_s: float = 0.1  # simulation step (10 Hz)
+    keyframe_every: int = 5  # keyframes every 5 steps = 2 Hz
+    warmup_s: float = 2.0  # the expert drives this long inside reset(), so the pose history is real
+    max_time_s: float = 60.0  # episodes end (timeout) after this long
+    goal_tolerance_m: float = 5.0  # goal reached within this distance of the route's end
+    off_route_limit_m: float = 30.0  # episode ends beyond this distance from the route (as Bench2Drive)
+    ego: EgoDynamicsConfig = field(default_factory=EgoDynamicsConfig)
+    traffic: TrafficConfig = field(default_factory=TrafficConfig)
+    expert: ExpertConfig = field(default_factory=ExpertConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.dt_s <= 0.5:
+            raise ValueError(f"world.dt_s: got {self.dt_s!r}, expected a step in (0, 0.5] seconds")
+        if self.keyframe_every < 1:
+            raise ValueError(f"world.keyframe_every: got {self.keyframe_every!r}, expected an integer >= 1")
+        check_image_size("world.camera", self.camera.width, self.camera.height)
+
+
+def check_image_size(name: str, width: object, height: object) -> None:
+    """Raise ValueError unless ``width`` x ``height`` is a usable render size (integers, 16..4096)."""
+    for what, v in (("width", width), ("height", height)):
+        if isinstance(v, bool) or not isinstance(v, int) or not 16 <= v <= 4096:
+            raise ValueError(f"{name}.{what}: got {v!r}, expected an integer number of pixels in [16, 4096]")
+
+
+@dataclass
+class DatasetConfig:
+    """How ``make_embedded`` records scenes."""
+
+    keyframes_per_scene: int = 40  # 20 s at 2 Hz
+    val_fraction: float = 0.2  # share of scenes in the "val" split (by scene, seeded)
+    annotation_range_m: float = 80.0  # agents farther than this from the ego are not annotated
+    max_attempts: int = 4  # a scene whose expert run collides or stalls is re-drawn with another seed
+    max_standstill_s: float = 15.0  # standing this long (not at the goal) counts as stalled (traffic gridlock)
+    world: WorldConfig = field(default_factory=WorldConfig)
+
+    def __post_init__(self) -> None:
+        if self.keyframes_per_scene < 1:
+            raise ValueError(f"dataset.keyframes_per_scene: got {self.keyframes_per_scene!r}, expected >= 1")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"dataset.val_fraction: got {self.val_fraction!r}, expected a fraction in [0, 1)")
+        if self.max_attempts < 1:
+            raise ValueError(f"dataset.max_attempts: got {self.max_attempts!r}, expected >= 1")

@@ -1,0 +1,307 @@
+"""Record the expert in the embedded world as a nuScenes-format dataset with DriveLM-style labels.
+
+``make_embedded(out_dir, scenes, seed)`` rolls the expert through seeded scenarios (one scene per
+episode), renders the six cameras at every 2 Hz keyframe, annotates the other agents with stable
+instance ids, stores CAN-bus state, and labels every sample (instruction, command and meta-action from
+the simulated future, the expert's explanation and control, QA), then writes it all with the data
+package's ``NuScenesWriter``. Splits are by scene, seeded.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from drive_vla.data import labels as label_rules
+from drive_vla.geometry import global_poses_to_local, rig_calibration, yaw_to_quat
+from drive_vla.sim.config import DatasetConfig, check_image_size
+from drive_vla.sim.expert import ExpertDecision
+from drive_vla.sim.qa import build_qa
+from drive_vla.sim.scenarios import SCENARIOS
+from drive_vla.sim.world import Agent, EmbeddedWorld
+from drive_vla.types import FUTURE_STEPS, STEP_DT_S, EgoState
+
+TIME_ORIGIN_US = 1_700_000_000_000_000  # scene i starts at TIME_ORIGIN_US + i * SCENE_SPACING_US
+SCENE_SPACING_US = 10**9
+
+
+@dataclass
+class Frame:
+    """One keyframe of a recorded episode (images only for the keyframes that are written)."""
+
+    time_s: float
+    ego_pose: tuple[float, float, float]
+    ego: EgoState
+    agents: list[Agent]
+    decision: ExpertDecision | None = None
+    instruction: str = ""
+    images: dict[str, np.ndarray] | None = None
+
+
+@dataclass
+class Episode:
+    """A recorded episode: ``keyframes`` written frames followed by FUTURE_STEPS unwritten ones (label horizon)."""
+
+    scenario: str
+    seed: int
+    description: str
+    frames: list[Frame]
+    keyframes: int
+    collision: str | None
+    goal_reached: bool
+    longest_standstill_s: float = 0.0  # longest time standing still away from the goal
+
+
+def record_episode(
+    world: EmbeddedWorld, scenario: str, seed: int, keyframes: int, image_wh: tuple[int, int] | None
+) -> Episode:
+    """Drive the expert for ``keyframes`` keyframes (+ FUTURE_STEPS more for labels) and record them.
+
+    With ``image_wh`` None no camera is rendered (for timing the simulation alone).
+    """
+    world.reset(scenario, seed)
+    frames: list[Frame] = []
+    every = world.cfg.keyframe_every
+    standstill = longest = 0.0
+    for k in range(keyframes + FUTURE_STEPS):
+        written = k < keyframes
+        frame = Frame(world.time_s, world.ego_pose, world.ego_state(), world.agents())
+        if written:
+            frame.decision = world.expert_decision()
+            frame.instruction = world.instruction
+            if image_wh is not None:
+                frame.images = world.render(*image_wh)
+        frames.append(frame)
+        if k + 1 < keyframes + FUTURE_STEPS:
+            for _ in range(every):
+                world.step(None)
+                standing = world.ego_speed_mps < 0.5 and not world.goal_reached
+                standstill = standstill + world.cfg.dt_s if standing else 0.0
+                longest = max(longest, standstill)
+    return Episode(scenario, seed, world.description, frames, keyframes, world.collision, world.goal_reached, longest)
+
+
+def future_poses(episode: Episode, k: int) -> np.ndarray:
+    """(FUTURE_STEPS, 3) ego poses of keyframes k+1..k+6 in the ego frame of keyframe k."""
+    poses = np.array([episode.frames[k + j].ego_pose for j in range(1, FUTURE_STEPS + 1)])
+    return global_poses_to_local(poses, episode.frames[k].ego_pose)
+
+
+def sample_label(episode: Episode, k: int, ego_front_m: float) -> dict:
+    """The per-sample label dict (NuScenesWriter.set_labels) of keyframe ``k``."""
+    frame = episode.frames[k]
+    future_xy = future_poses(episode, k)[:, :2]
+    meta = label_rules.meta_action(frame.ego.speed_mps, future_xy, dt_s=STEP_DT_S)
+    futures = {
+        a.instance_id: [
+            next((b for b in episode.frames[k + j].agents if b.instance_id == a.instance_id), None)
+            for j in range(1, FUTURE_STEPS + 1)
+        ]
+        for a in frame.agents
+    }
+    d = frame.decision
+    return {
+        "QA": build_qa(frame.ego_pose, frame.ego.speed_mps, frame.agents, futures, d, meta, ego_front_m),
+        "instruction": frame.instruction,
+        "command": label_rules.command_from_trajectory(future_xy).name,
+        "meta_action": meta,
+        "explanation": d.explanation,
+        "control": {"steer": d.control.steer, "throttle": d.control.throttle, "brake": d.control.brake},
+    }
+
+
+def scene_record(episode: Episode, name: str, index: int, image_wh: tuple[int, int], annotation_range_m: float):
+    """The writer's SceneRecord of an episode (its written keyframes)."""
+    from drive_vla.data.nuscenes_writer import AnnotationRecord, CanRecord, KeyframeRecord, SceneRecord
+
+    keyframes = []
+    for k in range(episode.keyframes):
+        f = episode.frames[k]
+        x, y, yaw = f.ego_pose
+        anns = [
+            AnnotationRecord(
+                instance_id=a.instance_id,
+                category=a.category,
+                translation=tuple(float(v) for v in a.xyz),
+                size_wlh=(float(a.lwh[1]), float(a.lwh[0]), float(a.lwh[2])),
+                rotation=tuple(yaw_to_quat(a.yaw_rad)),
+                velocity=tuple(float(v) for v in a.velocity_xy),
+            )
+            for a in f.agents
+            if np.hypot(a.xyz[0] - x, a.xyz[1] - y) <= annotation_range_m
+        ]
+        c = f.decision.control
+        # Gravity is not included in the z acceleration (flat world, no IMU model).
+        can = CanRecord(
+            speed_mps=f.ego.speed_mps,
+            steer=c.steer,
+            throttle=c.throttle,
+            brake=c.brake,
+            accel_mps2=(float(f.ego.accel_mps2[0]), float(f.ego.accel_mps2[1]), 0.0),
+            yaw_rate_rps=f.ego.yaw_rate_rps,
+        )
+        t_us = TIME_ORIGIN_US + index * SCENE_SPACING_US + int(round(f.time_s * 1e6))
+        keyframes.append(KeyframeRecord(t_us, (x, y, 0.0), tuple(yaw_to_quat(yaw)), f.images, anns, can))
+    intr, extr = rig_calibration(*image_wh)
+    description = f"{episode.description}; instruction: {episode.frames[0].instruction}; seed {episode.seed}"
+    return SceneRecord(name, description, keyframes, intr, extr)
+
+
+def _record_job(job: tuple) -> tuple:
+    """Worker: record scene ``index`` (re-drawing the seed after a collision), return its record and labels."""
+    index, name, scenario, seed, cfg, image_wh = job
+    world = _worker_world(cfg)
+    attempts = 0
+    for attempt in range(cfg.max_attempts):
+        attempts += 1
+        s = int(seed) + 1_000_003 * attempt
+        episode = record_episode(world, scenario, s, cfg.keyframes_per_scene, image_wh)
+        if episode.collision is None and episode.longest_standstill_s < cfg.max_standstill_s:
+            break
+    front = cfg.world.ego.center_ahead_m + cfg.world.ego.length_m / 2
+    labels = [sample_label(episode, k, front) for k in range(episode.keyframes)]
+    record = scene_record(episode, name, index, image_wh, cfg.annotation_range_m)
+    stats = {
+        "scenario": scenario,
+        "seed": episode.seed,
+        "attempts": attempts,
+        "collision": episode.collision,
+        "stalled": episode.longest_standstill_s >= cfg.max_standstill_s,
+        "goal": episode.goal_reached,
+    }
+    return record, labels, stats
+
+
+_WORLD: tuple[DatasetConfig, EmbeddedWorld] | None = None
+
+
+def _worker_world(cfg: DatasetConfig) -> EmbeddedWorld:
+    global _WORLD
+    if _WORLD is None or _WORLD[0] is not cfg:
+        _WORLD = (cfg, EmbeddedWorld(cfg.world))
+    return _WORLD[1]
+
+
+def scene_plan(scenes: int, seed: int, scenario_types: Sequence[str] | None = None) -> list[tuple[str, int]]:
+    """(scenario, episode seed) of each scene: scenario types balanced and shuffled, seeds from ``seed``."""
+    types = sorted(SCENARIOS) if scenario_types is None else list(scenario_types)
+    for t in types:
+        if t not in SCENARIOS:
+            raise ValueError(f"scenario_types: got {t!r}, expected names among {sorted(SCENARIOS)}")
+    if not types:
+        raise ValueError("scenario_types: got an empty list, expected at least one scenario name")
+    rng = np.random.default_rng(seed)
+    order = [types[i % len(types)] for i in range(scenes)]
+    order = [order[i] for i in rng.permutation(scenes)]
+    seeds = np.random.SeedSequence(seed).generate_state(max(scenes, 1))[:scenes]
+    return [(order[i], int(seeds[i]) % 2**31) for i in range(scenes)]
+
+
+def split_scenes(names: Sequence[str], seed: int, val_fraction: float) -> dict[str, list[str]]:
+    """Official-style split by scene: a seeded ``val_fraction`` of the scenes in "val", the rest in "train"."""
+    n = len(names)
+    n_val = int(round(val_fraction * n)) if n >= 2 else 0
+    if val_fraction > 0 and n >= 2:
+        n_val = max(1, n_val)
+    val = set(np.random.default_rng(seed + 1).permutation(n)[:n_val].tolist())
+    return {
+        "train": [s for i, s in enumerate(names) if i not in val],
+        "val": [s for i, s in enumerate(names) if i in val],
+    }
+
+
+def make_embedded(
+    out_dir: str | Path,
+    scenes: int,
+    seed: int,
+    version: str = "v1.0-embedded",
+    image_wh: tuple[int, int] = (256, 144),
+    scenario_types: Sequence[str] | None = None,
+    workers: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+    config: DatasetConfig | None = None,
+    overwrite: bool = False,
+) -> dict:
+    """Write an embedded-world dataset in nuScenes format to ``out_dir``.
+
+    Args:
+        out_dir: dataroot (must not hold another dataset unless ``overwrite``).
+        scenes: number of scenes (one episode each, ``config.keyframes_per_scene`` keyframes at 2 Hz).
+        seed: everything (scenario order, episode seeds, splits) follows from it.
+        version: table folder name.
+        image_wh: camera image (width, height).
+        scenario_types: scenario names to draw from (default: all), balanced across scenes.
+        workers: processes recording scenes in parallel (the writer stays in this process).
+        progress: called as ``progress(scenes_done, scenes)`` after each scene.
+        config: recording settings and the world's config.
+        overwrite: replace an existing dataset of the same version.
+
+    Returns:
+        A summary: dataroot, version, scenes, samples, splits (scene counts), seconds, per-scenario
+        counts, collisions and stalled scenes (still so after ``max_attempts``), goals reached, re-drawn
+        scenes.
+    """
+    from drive_vla.data.can_bus import scene_name
+    from drive_vla.data.nuscenes_writer import NuScenesWriter
+
+    cfg = config or DatasetConfig()
+    if isinstance(scenes, bool) or not isinstance(scenes, int) or scenes < 1:
+        raise ValueError(f"scenes: got {scenes!r}, expected a positive integer")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers: got {workers!r}, expected a positive integer")
+    if not isinstance(image_wh, (tuple, list)) or len(image_wh) != 2:
+        raise ValueError(f"image_wh: got {image_wh!r}, expected (width, height)")
+    check_image_size("image_wh", *image_wh)
+    image_wh = (int(image_wh[0]), int(image_wh[1]))
+    plan = scene_plan(scenes, seed, scenario_types)
+    names = [scene_name(i) for i in range(scenes)]
+    jobs = [(i, names[i], sc, s, cfg, image_wh) for i, (sc, s) in enumerate(plan)]
+    t0 = time.perf_counter()
+    summary = {"collisions": 0, "stalled": 0, "goals": 0, "redrawn": 0, "scenarios": {}}
+    samples = 0
+    with NuScenesWriter(out_dir, version, overwrite=overwrite) as writer:
+        if workers > 1:
+            ctx = mp.get_context("spawn")
+            with ctx.Pool(min(workers, scenes)) as pool:
+                results = pool.imap(_record_job, jobs)
+                samples = _write_all(writer, results, scenes, summary, progress)
+        else:
+            samples = _write_all(writer, map(_record_job, jobs), scenes, summary, progress)
+        splits = split_scenes(names, seed, cfg.val_fraction)
+        writer.finish(splits)
+    return {
+        "dataroot": str(out_dir),
+        "version": version,
+        "scenes": scenes,
+        "samples": samples,
+        "splits": {k: len(v) for k, v in splits.items()},
+        "seconds": time.perf_counter() - t0,
+        **summary,
+    }
+
+
+def _write_all(writer, results, scenes: int, summary: dict, progress) -> int:
+    samples = 0
+    for done, (record, labels, stats) in enumerate(results, start=1):
+        tokens = writer.add_scene(record)
+        for token, label in zip(tokens, labels):
+            writer.set_labels(token, label)
+        samples += len(tokens)
+        summary["collisions"] += stats["collision"] is not None
+        summary["stalled"] += stats["stalled"]
+        summary["goals"] += bool(stats["goal"])
+        summary["redrawn"] += stats["attempts"] > 1
+        summary["scenarios"][stats["scenario"]] = summary["scenarios"].get(stats["scenario"], 0) + 1
+        if progress is not None:
+            progress(done, scenes)
+    return samples
+
+
+def with_keyframes(cfg: DatasetConfig, keyframes: int) -> DatasetConfig:
+    """A copy of ``cfg`` recording ``keyframes`` keyframes per scene."""
+    return replace(cfg, keyframes_per_scene=keyframes)

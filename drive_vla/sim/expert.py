@@ -1,0 +1,478 @@
+"""The expert driver of the embedded world, and the decision record that says why it acts.
+
+The expert follows its route to the destination: pure pursuit on the lane centre line (lateral), IDM
+towards a target speed limited by the road's curvature (longitudinal), with every reason to slow down
+expressed as a virtual or real obstacle on its path: the vehicle ahead (following), a stopped vehicle or
+barrier (stopping, blocked), a yield line while crossing traffic with priority is predicted to pass
+(yielding), the route's end (stopping, goal). The binding one names the decision; the explanation is
+built from the same numbers, so it is a label and not a guess.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from highway_env.vehicle.objects import Obstacle
+
+from drive_vla.geometry import global_poses_to_local, sim_to_global
+from drive_vla.sim.config import EgoDynamicsConfig, ExpertConfig
+from drive_vla.sim.route import path_ahead
+from drive_vla.types import Command, Control
+
+if TYPE_CHECKING:
+    from drive_vla.sim.world import EmbeddedWorld
+
+REASONS = ("free_road", "following", "yielding", "turning", "stopping")
+
+
+@dataclass(frozen=True)
+class ExpertDecision:
+    """What the expert does now and why.
+
+    Attributes:
+        reason: one of REASONS.
+        explanation: one sentence saying why, built from the fields below.
+        control: the control the expert applies (steer positive left, throttle, brake).
+        accel_mps2: the longitudinal acceleration it asks for.
+        target_speed_mps: the speed it aims at on a free road here (desired, speed limit, curvature).
+        lead_id, lead_distance_m, lead_speed_mps: the vehicle it follows or that blocks it (gap bumper to
+            bumper, speed along the path).
+        yield_to: instance id of the vehicle it yields to.
+        turn: "left" / "right" while turning as instructed.
+        stop_cause: "blocked" or "goal" when stopping.
+        ahead_id, ahead_distance_m, ahead_speed_mps: the nearest vehicle or barrier on the ego's path
+            (within ExpertConfig.path_check_m), whether or not it shapes the decision.
+    """
+
+    reason: str
+    explanation: str
+    control: Control
+    accel_mps2: float
+    target_speed_mps: float
+    lead_id: str | None = None
+    lead_distance_m: float | None = None
+    lead_speed_mps: float | None = None
+    yield_to: str | None = None
+    turn: str | None = None
+    stop_cause: str | None = None
+    ahead_id: str | None = None
+    ahead_distance_m: float | None = None
+    ahead_speed_mps: float | None = None
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["control"] = {"steer": self.control.steer, "throttle": self.control.throttle, "brake": self.control.brake}
+        return d
+
+
+@dataclass
+class _Constraint:
+    gap_m: float  # bumper to the obstacle, along the path
+    speed_mps: float  # obstacle speed along the path
+    kind: str  # "vehicle" | "static" | "yield" | "goal"
+    agent: object = None
+    min_gap_m: float | None = None
+    accel_mps2: float | None = None  # set: this acceleration instead of IDM's
+
+
+def accel_to_control(accel_mps2: float, speed_mps: float, ego: EgoDynamicsConfig, steer: float) -> Control:
+    """The pedal positions that produce ``accel_mps2`` under the world's Control mapping (see EgoDynamicsConfig)."""
+    coast = ego.coast_decel_mps2 if speed_mps > 0.05 else 0.0
+    throttle = brake = 0.0
+    if accel_mps2 >= -coast:
+        throttle = (accel_mps2 + coast) / ego.max_accel_mps2
+    else:
+        brake = (-accel_mps2 - coast) / ego.max_brake_mps2
+    if speed_mps < 0.05 and accel_mps2 <= 0.0:
+        brake = max(brake, 0.3)  # hold the car at rest
+    clip = lambda v: float(min(1.0, max(0.0, v)))  # noqa: E731
+    return Control(steer=float(min(1.0, max(-1.0, steer))), throttle=clip(throttle), brake=clip(brake))
+
+
+class Expert:
+    """Rule-based driver of the ego (see the module docstring). Call ``reset`` per episode."""
+
+    def __init__(self, cfg: ExpertConfig, ego: EgoDynamicsConfig):
+        self.cfg = cfg
+        self.ego_cfg = ego
+        self.reset()
+
+    def reset(self, desired_speed_mps: float = 10.0) -> None:
+        self.desired_speed_mps = float(desired_speed_mps)
+        self.lane_override = None  # a neighbour lane of the route's lane after a merge decision
+        self._goal_braking = False
+
+    # ------------------------------------------------------------------ main entry
+
+    def decide(self, world: EmbeddedWorld) -> ExpertDecision:
+        """The expert's control and decision for the world's current state (does not change the world)."""
+        cfg, ego = self.cfg, world.ego
+        route, piece = world.route, world.route_piece
+        lane_index = route.lanes[piece]
+        if self.lane_override is not None and self.lane_override[:2] != lane_index[:2]:
+            self.lane_override = None
+        merge_blocker = self._merge(world, piece)
+        use_lane = self.lane_override or lane_index
+        lane = world.road.network.get_lane(use_lane)
+        s_lane, lat = lane.local_coordinates(ego.position)
+        reach = max(cfg.path_check_m, cfg.speed_preview_m, cfg.lookahead_max_m) + 5.0
+        xy, arc, heading = path_ahead(world.lanes, route, piece, use_lane, s_lane, reach)
+
+        steer = self._pure_pursuit(ego, xy, arc)
+        target, curve_limited = self._target_speed(ego.speed, lane.speed_limit, arc, heading)
+
+        # The ego is not exactly on the centre line (pure pursuit cuts curves): widen the corridor by its offset.
+        widen = min(abs(lat), 1.5)
+        constraints = self._on_path(world, xy, arc, widen)
+        nearest = min(constraints, key=lambda c: c.gap_m, default=None)
+        self._ahead = {}
+        if nearest is not None:
+            self._ahead = dict(
+                ahead_id=getattr(nearest.agent, "instance_id", "barrier"),
+                ahead_distance_m=float(max(0.0, nearest.gap_m)),
+                ahead_speed_mps=float(nearest.speed_mps),
+            )
+        constraints += self._crossing(world, xy, arc, target, {id(c.agent) for c in constraints})
+        yielding = self._yield(world, piece, target)
+        if yielding is not None:
+            constraints.append(yielding)
+        if merge_blocker is not None:
+            # Wait before the merge lane's end (where highway-env puts a barrier), a little before the barrier
+            # itself would stop the car, so the wait reads as yielding.
+            line_end = world.road.network.get_lane(lane_index).length
+            gap = line_end - s_lane - self.ego_cfg.length_m / 2 - 1.0
+            constraints.append(_Constraint(gap, 0.0, "yield", merge_blocker, min_gap_m=cfg.min_gap_m + 0.5))
+        goal = self._goal(ego.speed, route.length_m - world.route_arc - cfg.goal_stop_m)
+        if goal is not None:
+            constraints.append(goal)
+
+        a_free = self._idm(ego.speed, target, None)
+        a, binding = a_free, None
+        for c in constraints:
+            a_c = self._idm(ego.speed, target, c) if c.accel_mps2 is None else c.accel_mps2
+            if a_c < a:
+                a, binding = a_c, c
+        a = float(np.clip(a, -cfg.max_decel_mps2, cfg.comfort_accel_mps2))
+        # The obstacle names the decision when it changes what the car does: it costs clearly more than
+        # the free-road acceleration, or makes the car brake, or holds it standing close behind it.
+        shapes = a < a_free - 0.5 or (a < 0.0 and a < a_free - 0.2)
+        if binding is not None and not shapes and not self._close(ego.speed, binding):
+            binding = None
+        control = accel_to_control(a, ego.speed, self.ego_cfg, steer)
+        return self._explain(world, control, a, target, curve_limited, binding, lat)
+
+    # ------------------------------------------------------------------ lateral
+
+    def _pure_pursuit(self, ego, xy: np.ndarray, arc: np.ndarray) -> float:
+        cfg, length = self.cfg, self.ego_cfg.length_m
+        look = float(
+            np.clip(cfg.lookahead_min_m + cfg.lookahead_time_s * ego.speed, cfg.lookahead_min_m, cfg.lookahead_max_m)
+        )
+        rear = ego.position - 0.5 * length * np.array([math.cos(ego.heading), math.sin(ego.heading)])
+        dist = np.linalg.norm(xy - rear[None], axis=1)
+        ahead = np.flatnonzero((dist >= look) & (arc > 0.0))
+        target = xy[ahead[0]] if len(ahead) else xy[-1]
+        d = target - rear
+        ld = max(float(np.hypot(*d)), 1.0)
+        alpha = math.atan2(d[1], d[0]) - ego.heading
+        curvature = 2.0 * math.sin(alpha) / ld
+        delta_sim = math.atan(length * curvature)  # kinematic bicycle, rear-axle reference, wheelbase = length
+        # highway-env's plane is y-down: a positive sim angle turns right, so the canonical steer flips sign.
+        return -delta_sim / self.ego_cfg.max_steer_rad
+
+    # ------------------------------------------------------------------ longitudinal
+
+    def _target_speed(
+        self, speed: float, limit: float | None, arc: np.ndarray, heading: np.ndarray
+    ) -> tuple[float, bool]:
+        cfg = self.cfg
+        base = min(self.desired_speed_mps, float(limit) if limit else 1e9)
+        keep = arc <= cfg.speed_preview_m
+        if keep.sum() < 3:
+            return base, False
+        a, h = arc[keep], heading[keep]
+        kappa = np.abs(np.gradient(h, a, edge_order=1)) if np.all(np.diff(a) > 1e-6) else np.zeros_like(a)
+        kappa = np.convolve(kappa, np.ones(9) / 9.0, mode="same")  # ~4 m window: lane joins are not curves
+        v_curve = np.sqrt(cfg.max_lateral_accel_mps2 / np.maximum(kappa, 1e-4))
+        allowed = np.sqrt(v_curve**2 + 2.0 * cfg.comfort_decel_mps2 * np.maximum(a - 2.0, 0.0))
+        v = float(min(base, allowed.min()))
+        return max(v, 2.0), v < base - 0.5
+
+    def _idm(self, v: float, v0: float, c: _Constraint | None) -> float:
+        cfg = self.cfg
+        a_max, b = cfg.comfort_accel_mps2, cfg.comfort_decel_mps2
+        free = a_max * (1.0 - (max(v, 0.0) / max(v0, 0.1)) ** cfg.idm_delta)
+        free = max(free, -b)  # slow towards a lower target speed comfortably
+        if c is None:
+            return free
+        if c.gap_m <= 0.2:
+            return -cfg.max_decel_mps2
+        s0 = cfg.min_gap_m if c.min_gap_m is None else c.min_gap_m
+        s_star = s0 + max(0.0, v * cfg.time_gap_s + v * (v - c.speed_mps) / (2.0 * math.sqrt(a_max * b)))
+        return free - a_max * (s_star / c.gap_m) ** 2
+
+    def _goal(self, v: float, d: float) -> _Constraint | None:
+        """Stop at the route's end with the constant deceleration that reaches it (once it is noticeable);
+        IDM would start easing off hundreds of metres early at highway speed."""
+        cfg = self.cfg
+        if d <= 0.3:
+            return _Constraint(
+                max(d, 0.0), 0.0, "goal", accel_mps2=-cfg.max_decel_mps2 if v > 0.1 else -cfg.comfort_decel_mps2
+            )
+        need = v * v / (2.0 * d)
+        if need < 0.75 * cfg.comfort_decel_mps2 and not self._goal_braking:
+            return None
+        self._goal_braking = True  # latched: the constant deceleration then ends at the goal
+        return _Constraint(d, 0.0, "goal", accel_mps2=-min(cfg.max_decel_mps2, need))
+
+    def _close(self, speed: float, c: _Constraint) -> bool:
+        """Whether an obstacle shapes the behaviour although IDM barely reacts (e.g. standing behind it)."""
+        return speed < self.cfg.stopped_speed_mps and c.gap_m < self.cfg.min_gap_m + 6.0
+
+    # ------------------------------------------------------------------ what is on the path
+
+    def _on_path(self, world: EmbeddedWorld, xy: np.ndarray, arc: np.ndarray, widen: float = 0.0) -> list[_Constraint]:
+        """Vehicles and barriers whose footprint reaches into the corridor the ego sweeps along the path."""
+        cfg, ego = self.cfg, world.ego
+        half_w, half_l = self.ego_cfg.width_m / 2, self.ego_cfg.length_m / 2
+        things = [v for v in world.road.vehicles if v is not ego] + list(world.road.objects)
+        near = [t for t in things if np.linalg.norm(t.position - ego.position) < cfg.path_check_m + 12.0]
+        if not near or len(xy) < 2:
+            return []
+        pts = []
+        for t in near:
+            poly = t.polygon()[:4]
+            nxt = np.roll(poly, -1, axis=0)
+            pts.append(np.concatenate([poly, (2 * poly + nxt) / 3, (poly + 2 * nxt) / 3, t.position[None]]))
+        pts = np.stack(pts)  # (N, 13, 2): corners, points at thirds of each side, centre
+        d2 = np.sum((pts[:, :, None, :] - xy[None, None, :, :]) ** 2, axis=-1)  # (N, 13, M)
+        j = np.argmin(d2, axis=2)
+        dmin = np.sqrt(np.take_along_axis(d2, j[..., None], axis=2)[..., 0])
+        inside = dmin < half_w + cfg.corridor_margin_m + widen
+        out = []
+        tangent = np.diff(xy, axis=0, append=xy[-1:] + (xy[-1:] - xy[-2:-1]))
+        tangent /= np.maximum(np.linalg.norm(tangent, axis=1, keepdims=True), 1e-9)
+        for n, t in enumerate(near):
+            if not inside[n].any():
+                continue
+            k = int(j[n][inside[n]].min())
+            if arc[k] < 0.25:  # projects onto the ego's own position: beside or behind it
+                continue
+            gap = float(arc[k]) - half_l
+            speed = 0.0 if isinstance(t, Obstacle) else max(0.0, float(t.velocity @ tangent[k]))
+            out.append(_Constraint(gap, speed, "static" if isinstance(t, Obstacle) else "vehicle", t))
+        return out
+
+    def _crossing(self, world: EmbeddedWorld, xy, arc, target_speed: float, skip: set[int]) -> list[_Constraint]:
+        """Moving vehicles predicted (highway-env, constant speed along their route) to enter the ego's
+        corridor ahead while the ego would be there: brake for them where they will cross."""
+        cfg, ego = self.cfg, world.ego
+        half_w, half_l = self.ego_cfg.width_m / 2, self.ego_cfg.length_m / 2
+        keep = arc <= cfg.crossing_check_m
+        path, path_arc = xy[keep][::2], arc[keep][::2]
+        if len(path) < 2:
+            return []
+        times = np.arange(0.5, cfg.crossing_horizon_s + 1e-9, 0.5)
+        out = []
+        for v in world.traffic():
+            if id(v) in skip or v.speed < cfg.stopped_speed_mps:
+                continue
+            if np.linalg.norm(v.position - ego.position) > cfg.crossing_check_m + v.speed * times[-1]:
+                continue
+            positions, _ = v.predict_trajectory_constant_speed(times)
+            d = np.sqrt(np.sum((np.asarray(positions)[:, None] - path[None]) ** 2, axis=-1))  # (T, K)
+            hit = (d < half_w + v.WIDTH / 2 + cfg.corridor_margin_m) & (path_arc[None] > half_l)
+            if not hit.any():
+                continue
+            ti, k = np.argwhere(hit)[0]
+            s_c = float(path_arc[k])
+            reach = half_l + v.LENGTH / 2 + 1.0
+            t_in, t_out = self._time_to_reach(np.array([s_c - reach, s_c + reach]), ego.speed, target_speed)
+            if t_in - cfg.yield_margin_s <= times[ti] <= t_out + cfg.yield_margin_s:
+                out.append(_Constraint(s_c - half_l - v.LENGTH / 2, 0.0, "crossing", v))
+        return out
+
+    # ------------------------------------------------------------------ right of way
+
+    def _yield(self, world: EmbeddedWorld, piece: int, target_speed: float) -> _Constraint | None:
+        """A stop at the yield line while a vehicle with priority is predicted to pass through the ego's
+        junction path at about the time the ego would be there (gap acceptance on predicted times)."""
+        cfg, ego, route = self.cfg, world.ego, world.route
+        if route.stop_piece is None or piece > route.stop_piece:
+            return None
+        line_arc = route.piece_arc(route.stop_piece)
+        half_l, half_w = self.ego_cfg.length_m / 2, self.ego_cfg.width_m / 2
+        to_line = line_arc - world.route_arc - half_l
+        reach = max(30.0, ego.speed**2 / (2 * cfg.comfort_decel_mps2) + 15.0)
+        if to_line < cfg.yield_stop_m - cfg.commit_after_m or to_line > reach:  # committed, or far
+            return None
+        end_piece = route.maneuver_end_piece if route.maneuver_end_piece is not None else route.stop_piece
+        end_arc = route.piece_arc(min(end_piece + 1, len(route.lanes) - 1)) + 3.0
+        keep = (route.arc >= line_arc) & (route.arc <= end_arc)
+        zone, zone_d = route.xy[keep][::2], route.arc[keep][::2] - world.route_arc  # ~1 m apart
+        if len(zone) == 0:
+            return None
+        t_in = self._time_to_reach(zone_d - half_l - 1.0, ego.speed, target_speed) - cfg.yield_margin_s
+        t_out = self._time_to_reach(zone_d + half_l + 1.0, ego.speed, target_speed) + cfg.yield_margin_s
+        net, scenario = world.road.network, world.scenario
+        p_ego = scenario.priority(net, route.lanes[route.stop_piece])
+        times = np.arange(0.5, cfg.yield_horizon_s + 1e-9, 0.5)
+        best = None
+        for v in world.traffic():
+            if v.speed < cfg.stopped_speed_mps or getattr(v, "is_yielding", False):
+                continue  # standing or held by the regulation (maybe for the ego); if it blocks the path, _on_path stops the ego
+            if v.lane_index[:2] == ego.lane_index[:2] or np.linalg.norm(v.position - ego.position) > 90.0:
+                continue
+            in_junction = scenario.is_junction(v.lane_index)
+            lanes = [v.lane_index] + [r for r in (v.route or []) if r[:2] != v.lane_index[:2]]
+            conflict = next((ln for ln in lanes if scenario.is_junction(ln)), None)
+            if conflict is None:
+                continue
+            conflict = conflict if conflict[2] is not None else (*conflict[:2], 0)
+            p_other = scenario.priority(net, conflict)
+            if not (p_other > p_ego or (p_other == p_ego and in_junction)):
+                continue
+            positions, _ = v.predict_trajectory_constant_speed(times)
+            track = np.concatenate([v.position[None], np.asarray(positions)])  # (T, 2) at t = 0, 0.5, ...
+            tau = np.concatenate([[0.0], times])
+            d = np.sqrt(np.sum((track[:, None] - zone[None]) ** 2, axis=-1))  # (T, K)
+            near = d < half_w + v.WIDTH / 2 + cfg.yield_clearance_m
+            overlap = near & (tau[:, None] >= t_in[None]) & (tau[:, None] <= t_out[None])
+            if overlap.any():
+                t_hit = float(tau[np.flatnonzero(overlap.any(axis=1))[0]])
+                if best is None or t_hit < best[0]:
+                    best = (t_hit, v)
+        if best is None:
+            return None
+        return _Constraint(to_line - cfg.yield_stop_m, 0.0, "yield", best[1], min_gap_m=0.5)
+
+    def _time_to_reach(self, d: np.ndarray, v: float, v_cap: float) -> np.ndarray:
+        """Seconds for the ego to cover distances ``d`` accelerating comfortably from ``v`` up to ``v_cap``."""
+        a = self.cfg.comfort_accel_mps2
+        v_cap = max(v_cap, v, 1.0)
+        t_acc = (v_cap - v) / a
+        d_acc = v * t_acc + 0.5 * a * t_acc**2
+        d = np.maximum(d, 0.0)
+        accel_phase = (-v + np.sqrt(v * v + 2 * a * d)) / a
+        return np.where(d <= d_acc, accel_phase, t_acc + (d - d_acc) / v_cap)
+
+    def _merge(self, world: EmbeddedWorld, piece: int):
+        """On a merge lane: change lanes when the gap is safe; else return the vehicle that closes the gap."""
+        cfg, ego, route = self.cfg, world.ego, world.route
+        if route.merge_to is None or piece != route.maneuver_piece or self.lane_override is not None:
+            return None
+        here = route.lanes[piece]
+        target = (here[0], here[1], route.merge_to)
+        lane = world.road.network.get_lane(target)
+        s_e, _ = lane.local_coordinates(ego.position)
+        s_here = world.road.network.get_lane(here).local_coordinates(ego.position)[0]
+        blocker = None
+        for v in world.traffic():
+            s_o, lat_o = lane.local_coordinates(v.position)
+            if abs(lat_o) > 2.6:
+                continue
+            rel = s_o - s_e
+            gap = abs(rel) - (self.ego_cfg.length_m + v.LENGTH) / 2
+            if rel >= 0:
+                need = max(cfg.min_gap_m + 2.0, cfg.merge_gap_front_s * ego.speed + max(0.0, ego.speed - v.speed))
+            else:
+                need = max(cfg.min_gap_m + 2.0, cfg.merge_gap_rear_s * v.speed + 1.5 * max(0.0, v.speed - ego.speed))
+            if gap < need and (blocker is None or abs(rel) < blocker[0]):
+                blocker = (abs(rel), v)
+        if blocker is None and s_here >= 2.0:
+            self.lane_override = target
+            return None
+        return None if blocker is None else blocker[1]
+
+    # ------------------------------------------------------------------ explanation
+
+    def _explain(self, world, control, a, target, curve_limited, c: _Constraint | None, lat) -> ExpertDecision:
+        ego, route = world.ego, world.route
+        common = dict(control=control, accel_mps2=float(a), target_speed_mps=float(target), **self._ahead)
+        if c is not None and c.kind == "goal":
+            to_goal = max(0.0, route.length_m - world.route_arc)
+            if to_goal > 15.0:
+                text = f"The ego car slows down as it approaches its destination {to_goal:.0f} m ahead."
+            else:
+                text = "The ego car slows down and stops because it has reached its destination."
+            return ExpertDecision("stopping", text, stop_cause="goal", **common)
+        if c is not None and c.kind == "yield":
+            who = _describe(world, c.agent)
+            if route.merge_to is not None:
+                text = (
+                    f"The ego car waits on the ramp for a safe gap, yielding to the {who} in the lane it merges into."
+                )
+            else:
+                place = "roundabout entry" if world.scenario.name == "roundabout" else "intersection"
+                text = f"The ego car slows down at the {place} to yield to the {who}, which has the right of way."
+            return ExpertDecision("yielding", text, yield_to=c.agent.instance_id, **common)
+        if c is not None:
+            d = max(0.0, c.gap_m)
+            lead_id = getattr(c.agent, "instance_id", "barrier")
+            lead = dict(lead_id=lead_id, lead_distance_m=float(d), lead_speed_mps=float(c.speed_mps))
+            if c.kind == "static":
+                text = f"The ego car stops because a barrier blocks its lane {d:.0f} m ahead."
+                return ExpertDecision("stopping", text, stop_cause="blocked", **lead, **common)
+            noun = _noun(c.agent)
+            if c.kind == "crossing":
+                text = f"The ego car brakes because a {noun} is about to cross its path {d:.0f} m ahead."
+                return ExpertDecision("stopping", text, stop_cause="blocked", **lead, **common)
+            if c.speed_mps < self.cfg.stopped_speed_mps and (ego.speed < 3.0 or a < -1.0):
+                text = f"The ego car stops because a stopped {noun} blocks its path {d:.0f} m ahead."
+                return ExpertDecision("stopping", text, stop_cause="blocked", **lead, **common)
+            text = (
+                f"The ego car follows the {noun} {d:.0f} m ahead, which drives at {c.speed_mps:.0f} m/s, "
+                "keeping a safe gap."
+            )
+            return ExpertDecision("following", text, **lead, **common)
+        turn = self._turning(world, lat)
+        if turn is not None:
+            if route.merge_to is not None:
+                text = f"The ego car merges into the highway lane on its {turn} as instructed."
+            elif world.scenario.name == "roundabout":
+                text = f"The ego car drives through the roundabout to the exit on the {turn}, as instructed."
+            else:
+                text = f"The ego car turns {turn} at the intersection as instructed."
+            if curve_limited and a < -0.3:
+                text = text[:-1] + f", slowing to {target:.0f} m/s for the curve."
+            return ExpertDecision("turning", text, turn=turn, **common)
+        if curve_limited and a < -0.3:
+            text = f"The road ahead is clear; the ego car slows to {target:.0f} m/s for the curve ahead."
+        elif a > 0.5:
+            text = f"The road ahead is clear, so the ego car speeds up towards {target:.0f} m/s."
+        else:
+            text = f"The road ahead is clear, so the ego car keeps its lane at about {target:.0f} m/s."
+        return ExpertDecision("free_road", text, **common)
+
+    def _turning(self, world, lat: float) -> str | None:
+        route = world.route
+        if route.maneuver not in (Command.LEFT, Command.RIGHT) or route.maneuver_piece is None:
+            return None
+        side = "left" if route.maneuver == Command.LEFT else "right"
+        if route.merge_to is not None:
+            return side if self.lane_override is not None and abs(lat) > 0.5 else None
+        start = route.piece_arc(route.maneuver_piece) - 8.0
+        end = route.piece_arc(min(route.maneuver_end_piece + 1, len(route.lanes) - 1))
+        return side if start <= world.route_arc <= end else None
+
+
+def _noun(agent) -> str:
+    return "truck" if getattr(agent, "category", "") == "vehicle.truck" else "car"
+
+
+def _describe(world: EmbeddedWorld, agent) -> str:
+    """ "car approaching from the left" etc., from the agent's bearing in the ego frame."""
+    x, y, yaw = sim_to_global(*agent.position, agent.heading)
+    local = global_poses_to_local(np.array([[x, y, yaw]]), world.ego_pose)[0]
+    bearing = math.degrees(math.atan2(local[1], local[0]))
+    if abs(bearing) <= 25:
+        where = "ahead"
+    elif abs(bearing) >= 155:
+        where = "from behind"
+    else:
+        where = "from the left" if bearing > 0 else "from the right"
+    verb = "approaching" if agent.speed > 0.5 else "waiting"
+    return f"{_noun(agent)} {verb} {where}" if where != "ahead" else f"{_noun(agent)} ahead"

@@ -1,0 +1,73 @@
+"""Expert driver: completes routes without collisions, and every decision says why."""
+
+from __future__ import annotations
+
+import pytest
+
+from drive_vla.sim.expert import REASONS
+from drive_vla.sim.world import EmbeddedWorld
+from drive_vla.types import Command
+
+SCENARIOS = ["highway", "merge", "intersection", "roundabout"]
+
+
+def _drive(world: EmbeddedWorld, scenario: str, seed: int, seconds: float) -> list:
+    world.reset(scenario, seed)
+    world.start_arc = world.route_arc
+    decisions = []
+    while world.time_s < seconds and not world.done:
+        d = world.expert_decision()
+        decisions.append((d, {a.instance_id for a in world.agents()}))
+        world.step(None)
+    return decisions
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_expert_drives_a_while_without_collision(world, scenario):
+    _drive(world, scenario, 1, 12.0)
+    assert world.collision is None and not world.off_road
+    assert world.route_arc - world.start_arc > 40.0 and world.distance_from_route_m < 2.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_expert_completes_routes_in_most_seeds(world, scenario):
+    goals = collisions = 0
+    for seed in range(4):
+        _drive(world, scenario, seed, 60.0)
+        goals += world.goal_reached
+        collisions += world.collision is not None
+    assert collisions == 0
+    assert goals >= 3
+
+
+def test_decisions_carry_their_reason_and_numbers(world):
+    seen = set()
+    for seed in range(3):
+        for d, ids in _drive(world, "intersection", seed, 20.0):
+            seen.add(d.reason)
+            assert d.reason in REASONS and d.explanation.endswith(".") and len(d.explanation) > 20
+            if d.reason == "following":
+                assert d.lead_id in ids and d.lead_distance_m >= 0.0 and d.lead_speed_mps >= 0.0
+                assert f"{d.lead_distance_m:.0f} m ahead" in d.explanation
+            if d.reason == "yielding":
+                assert d.yield_to in ids
+            if d.reason == "turning":
+                want = {Command.LEFT: "left", Command.RIGHT: "right"}[world.route.maneuver]
+                assert d.turn == want and want in d.explanation
+            if d.reason == "stopping":
+                assert d.stop_cause in ("blocked", "goal")
+            c = d.control
+            assert -1.0 <= c.steer <= 1.0 and (c.throttle == 0.0 or c.brake == 0.0)
+    assert {"following", "yielding", "turning", "stopping"} <= seen
+
+
+def test_merge_expert_changes_into_the_highway_lane(world):
+    for seed in range(6):
+        world.reset("merge", seed)
+        if world.route.merge_to is not None:
+            break
+    decisions = _drive(world, "merge", seed, 16.0)
+    assert world.ego.lane_index[2] == 1 and world.ego.lane_index[:2] in (("b", "c"), ("c", "d"), ("d", "e"))
+    assert any(d.reason == "turning" and d.turn == "left" for d, _ in decisions)
+    assert world.collision is None

@@ -1,0 +1,141 @@
+"""EmbeddedWorld: determinism, API contract, frames, control mapping, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from drive_vla.config import load_config
+from drive_vla.geometry import global_poses_to_local, sim_to_global
+from drive_vla.sim.config import CameraConfig, DatasetConfig, WorldConfig
+from drive_vla.sim.world import EmbeddedWorld
+from drive_vla.types import CAMERA_NAMES, Command, Control, EgoState, Observation
+
+
+def _trace(world: EmbeddedWorld, scenario: str, seed: int, steps: int = 30):
+    world.reset(scenario, seed)
+    for _ in range(steps):
+        world.step(None)
+    agents = sorted((a.instance_id, tuple(np.round(a.xyz, 9))) for a in world.agents())
+    return world.pose_log(), agents, world.route.lanes
+
+
+@pytest.mark.parametrize("scenario", ["intersection", "roundabout"])
+def test_reset_is_deterministic_for_a_seed(world, scenario):
+    log_a, agents_a, route_a = _trace(world, scenario, 3)
+    log_b, agents_b, route_b = _trace(EmbeddedWorld(world.cfg), scenario, 3)
+    np.testing.assert_array_equal(log_a, log_b)
+    assert agents_a == agents_b and route_a == route_b
+    log_c, agents_c, _ = _trace(world, scenario, 4)
+    assert not (log_c.shape == log_a.shape and np.allclose(log_c, log_a) and agents_c == agents_a)
+
+
+def test_unknown_scenario_lists_the_available_ones(world):
+    with pytest.raises(ValueError, match=r"scenario: got 'city'.*\['highway', 'intersection', 'merge', 'roundabout'\]"):
+        world.reset("city", 0)
+    assert EmbeddedWorld.scenario_names() == ["highway", "intersection", "merge", "roundabout"]
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "3", True])
+def test_bad_seed_raises(world, seed):
+    with pytest.raises(ValueError, match="seed"):
+        world.reset("highway", seed)
+
+
+def test_bad_image_size_raises_naming_the_field(world):
+    world.reset("highway", 0)
+    with pytest.raises(ValueError, match=r"image\.width: got 0"):
+        world.render(0, 36)
+    with pytest.raises(ValueError, match=r"image\.height: got 36\.5"):
+        world.observation(64, 36.5)
+    with pytest.raises(ValueError, match=r"world\.camera\.width: got 8"):
+        WorldConfig(camera=CameraConfig(width=8))
+
+
+def test_step_needs_reset_and_a_control(world):
+    with pytest.raises(RuntimeError, match="reset"):
+        world.step(None)
+    world.reset("highway", 0)
+    with pytest.raises(ValueError, match="control: got dict"):
+        world.step({"steer": 0.0})
+
+
+def test_step_reports_the_facts(world):
+    world.reset("intersection", 1)
+    assert world.time_s == 0.0 and world.is_keyframe
+    info = world.step(None)
+    assert set(info) >= {
+        "time_s",
+        "route_completion",
+        "collision",
+        "off_road",
+        "off_route_m",
+        "speed_mps",
+        "done",
+        "reason",
+    }
+    assert info["time_s"] == pytest.approx(0.1) and not info["keyframe"]
+    assert 0.0 < info["route_completion"] < 0.5 and info["collision"] is None and not info["done"]
+    for _ in range(4):
+        info = world.step(None)
+    assert info["keyframe"] and info["time_s"] == pytest.approx(0.5)
+
+
+def test_observation_history_is_the_logged_poses_in_the_ego_frame(world):
+    world.reset("roundabout", 2)
+    for _ in range(7):
+        world.step(None)
+    obs = world.observation()
+    assert isinstance(obs, Observation) and isinstance(obs.ego, EgoState) and obs.ego.source == "sim"
+    assert all(obs.images[c].shape == (36, 64, 3) and obs.images[c].dtype == np.uint8 for c in CAMERA_NAMES)
+    log = world.pose_log()
+    times = world.time_s - np.array([2.0, 1.5, 1.0, 0.5])
+    rows = [int(np.argmin(np.abs(log[:, 0] - t))) for t in times]
+    np.testing.assert_allclose(obs.history, global_poses_to_local(log[rows, 1:], world.ego_pose), atol=1e-5)
+    assert obs.history[-1, 0] < 0.0  # half a second ago the car was behind its current position
+    assert isinstance(obs.command, Command) and obs.instruction == world.instruction
+
+
+def test_ego_pose_is_the_rear_axle_behind_the_simulated_centre(world):
+    world.reset("merge", 0)
+    x, y, yaw = world.ego_pose
+    cx, cy, cyaw = sim_to_global(*world.ego.position, world.ego.heading)
+    c = world.cfg.ego.center_ahead_m
+    assert (x + c * math.cos(yaw), y + c * math.sin(yaw), yaw) == pytest.approx((cx, cy, cyaw))
+
+
+def test_agents_are_highway_env_vehicles_in_the_global_frame(world):
+    world.reset("intersection", 0)
+    ids_before = {a.instance_id for a in world.agents()}
+    for v, a in zip(world.traffic(), world.agents()):
+        x, y, yaw = sim_to_global(*v.position, v.heading)
+        assert a.instance_id == v.instance_id and a.category in ("vehicle.car", "vehicle.truck")
+        assert a.xyz == pytest.approx([x, y, v.height_m / 2]) and a.yaw_rad == pytest.approx(yaw)
+        assert a.lwh[0] == v.LENGTH and a.lwh[1] == v.WIDTH
+    world.step(None)
+    assert ids_before & {a.instance_id for a in world.agents()}  # ids are stable over steps
+    boxes = world.agent_boxes()
+    assert len(boxes) == len(world.agents()) and boxes.instance == tuple(a.instance_id for a in world.agents())
+
+
+def test_control_maps_to_stated_accelerations(world, clear_traffic):
+    world.reset("highway", 0)
+    clear_traffic(world)
+    world.ego.speed = 0.0
+    for _ in range(10):
+        world.step(Control(throttle=1.0))
+    e = world.cfg.ego
+    assert world.ego_speed_mps == pytest.approx(e.max_accel_mps2 - e.coast_decel_mps2, abs=0.35)
+    for _ in range(10):
+        world.step(Control(brake=1.0))
+    assert world.ego_speed_mps == 0.0  # stops, never reverses
+    assert world.ego_state().steer == 0.0
+
+
+def test_world_config_loads_from_yaml():
+    cfg = load_config(WorldConfig, "configs/sim/world.yaml", ["camera.width=64"])
+    assert cfg.camera.width == 64 and cfg.dt_s == 0.1
+    ds = load_config(DatasetConfig, "configs/sim/dataset.yaml")
+    assert ds.keyframes_per_scene == 40 and ds.world.traffic.density_range == (0.6, 1.4)
