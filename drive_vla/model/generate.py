@@ -51,6 +51,8 @@ class RowDecoder:
         """LM ids allowed next (a single one = forced), TEXT for free text, or None when finished."""
         lay = self.layout
         if self.phase == "action":
+            if len(self.actions) >= self.action_tokenizer.max_tokens:  # guards the loop against a grammar bug
+                return [lay.action_end_id]
             allowed, may_end = self.action_tokenizer.allowed_next(self.actions)
             return lay.action_to_lm(allowed) + ([lay.action_end_id] if may_end or not allowed else [])
         if self.phase == "control":

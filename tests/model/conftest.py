@@ -101,3 +101,9 @@ def samples() -> list[Sample]:
 @pytest.fixture
 def observation() -> Observation:
     return make_observation(np.random.default_rng(2))
+
+
+@pytest.fixture
+def tiny_yaml_and_overrides() -> tuple[Path, list[str]]:
+    """configs/model/tiny.yaml and the overrides that shrink it to test size (for CLI-style callers)."""
+    return TINY_YAML, list(TEST_OVERRIDES)
