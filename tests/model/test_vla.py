@@ -145,3 +145,25 @@ def test_tiny_config_has_a_few_million_parameters():
     counts = DrivingPolicy.build(cfg).model.num_parameters()
     assert 1e6 < counts["lm"] < 10e6
     assert counts["total"] == sum(counts[k] for k in ("vision", "state_encoder", "lm", "planner_head"))
+
+
+def test_local_lm_directory_and_random_init(tiny_config, tmp_path, observation):
+    from transformers import AutoModelForCausalLM
+
+    from drive_vla.model.lm import byte_level_tokenizer, random_lm_config
+
+    # A Hugging Face model directory as a user would have it (here: a tiny random Qwen2 saved to disk).
+    lm_cfg = tiny_config("lm.arch=qwen2").lm
+    tok = byte_level_tokenizer()
+    AutoModelForCausalLM.from_config(random_lm_config(lm_cfg, len(tok))).save_pretrained(tmp_path / "qwen")
+    tok.save_pretrained(tmp_path / "qwen")
+    local = DrivingPolicy.build(tiny_config("lm.source=local", f"lm.path={tmp_path / 'qwen'}"))
+    assert type(local.model.lm).__name__ == "Qwen2ForCausalLM"
+    assert local.predict(observation).trajectory.xy.shape == (6, 2)
+
+    with pytest.raises(ValueError, match="lm.path: got .*random_init"):
+        DrivingPolicy.build(tiny_config("lm.source=local", f"lm.path={tmp_path / 'missing'}"))
+    shaped = DrivingPolicy.build(
+        tiny_config("lm.source=local", f"lm.path={tmp_path / 'missing'}", "lm.random_init=true", "lm.vocab_size=4000")
+    )
+    assert shaped.model.lm.get_input_embeddings().num_embeddings == 4000  # the real (padded) vocabulary size
