@@ -3,7 +3,9 @@
 Modules:
     world.py     EmbeddedWorld, the API below (global frame, ego state, agents, route, flags, cameras).
     scenarios.py the scenario suite: highway, merge, intersection, roundabout (seeded routes and traffic).
-    expert.py    the expert driver and its ExpertDecision (reason code, explanation, control).
+    expert.py    the expert driver: pure pursuit, IDM, yielding, merging, stopping.
+    decision.py  ExpertDecision (reason code, explanation, control, lead / yield target) and its sentence.
+    roads.py     highway-env roads with cached neighbour search (same traffic, less cost).
     render.py    the six-camera pinhole renderer (numpy + OpenCV, near-plane clipping, painter's order).
     dataset.py   make_embedded(): record the expert as a nuScenes-format dataset with DriveLM-style labels.
     qa.py        per-sample QA built from simulator facts.
@@ -32,7 +34,7 @@ _EXPORTS = {
     "Agent": "drive_vla.sim.world",
     "WorldConfig": "drive_vla.sim.config",
     "DatasetConfig": "drive_vla.sim.config",
-    "ExpertDecision": "drive_vla.sim.expert",
+    "ExpertDecision": "drive_vla.sim.decision",
     "SCENARIOS": "drive_vla.sim.scenarios",
     "make_embedded": "drive_vla.sim.dataset",
     "CameraRenderer": "drive_vla.sim.render",

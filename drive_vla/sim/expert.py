@@ -1,4 +1,4 @@
-"""The expert driver of the embedded world, and the decision record that says why it acts.
+"""The expert driver of the embedded world (its decision record lives in decision.py).
 
 The expert follows its route to the destination: pure pursuit on the lane centre line (lateral), IDM
 towards a target speed limited by the road's curvature (longitudinal), with every reason to slow down
@@ -11,85 +11,20 @@ built from the same numbers, so it is a label and not a guess.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 from highway_env.vehicle.objects import Obstacle
 
-from drive_vla.geometry import global_poses_to_local, sim_to_global
 from drive_vla.sim.config import EgoDynamicsConfig, ExpertConfig
+from drive_vla.sim.decision import REASONS, Constraint, ExpertDecision, accel_to_control, explain
 from drive_vla.sim.route import path_ahead
-from drive_vla.types import Command, Control
+from drive_vla.types import Command
 
 if TYPE_CHECKING:
     from drive_vla.sim.world import EmbeddedWorld
 
-REASONS = ("free_road", "following", "yielding", "turning", "stopping")
-
-
-@dataclass(frozen=True)
-class ExpertDecision:
-    """What the expert does now and why.
-
-    Attributes:
-        reason: one of REASONS.
-        explanation: one sentence saying why, built from the fields below.
-        control: the control the expert applies (steer positive left, throttle, brake).
-        accel_mps2: the longitudinal acceleration it asks for.
-        target_speed_mps: the speed it aims at on a free road here (desired, speed limit, curvature).
-        lead_id, lead_distance_m, lead_speed_mps: the vehicle it follows or that blocks it (gap bumper to
-            bumper, speed along the path).
-        yield_to: instance id of the vehicle it yields to.
-        turn: "left" / "right" while turning as instructed.
-        stop_cause: "blocked" or "goal" when stopping.
-        ahead_id, ahead_distance_m, ahead_speed_mps: the nearest vehicle or barrier on the ego's path
-            (within ExpertConfig.path_check_m), whether or not it shapes the decision.
-    """
-
-    reason: str
-    explanation: str
-    control: Control
-    accel_mps2: float
-    target_speed_mps: float
-    lead_id: str | None = None
-    lead_distance_m: float | None = None
-    lead_speed_mps: float | None = None
-    yield_to: str | None = None
-    turn: str | None = None
-    stop_cause: str | None = None
-    ahead_id: str | None = None
-    ahead_distance_m: float | None = None
-    ahead_speed_mps: float | None = None
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["control"] = {"steer": self.control.steer, "throttle": self.control.throttle, "brake": self.control.brake}
-        return d
-
-
-@dataclass
-class _Constraint:
-    gap_m: float  # bumper to the obstacle, along the path
-    speed_mps: float  # obstacle speed along the path
-    kind: str  # "vehicle" | "static" | "yield" | "goal"
-    agent: object = None
-    min_gap_m: float | None = None
-    accel_mps2: float | None = None  # set: this acceleration instead of IDM's
-
-
-def accel_to_control(accel_mps2: float, speed_mps: float, ego: EgoDynamicsConfig, steer: float) -> Control:
-    """The pedal positions that produce ``accel_mps2`` under the world's Control mapping (see EgoDynamicsConfig)."""
-    coast = ego.coast_decel_mps2 if speed_mps > 0.05 else 0.0
-    throttle = brake = 0.0
-    if accel_mps2 >= -coast:
-        throttle = (accel_mps2 + coast) / ego.max_accel_mps2
-    else:
-        brake = (-accel_mps2 - coast) / ego.max_brake_mps2
-    if speed_mps < 0.05 and accel_mps2 <= 0.0:
-        brake = max(brake, 0.3)  # hold the car at rest
-    clip = lambda v: float(min(1.0, max(0.0, v)))  # noqa: E731
-    return Control(steer=float(min(1.0, max(-1.0, steer))), throttle=clip(throttle), brake=clip(brake))
+__all__ = ["REASONS", "Expert", "ExpertDecision"]
 
 
 class Expert:
@@ -144,7 +79,7 @@ class Expert:
             # itself would stop the car, so the wait reads as yielding.
             line_end = world.road.network.get_lane(lane_index).length
             gap = line_end - s_lane - self.ego_cfg.length_m / 2 - 1.0
-            constraints.append(_Constraint(gap, 0.0, "yield", merge_blocker, min_gap_m=cfg.min_gap_m + 0.5))
+            constraints.append(Constraint(gap, 0.0, "yield", merge_blocker, min_gap_m=cfg.min_gap_m + 0.5))
         goal = self._goal(ego.speed, route.length_m - world.route_arc - cfg.goal_stop_m)
         if goal is not None:
             constraints.append(goal)
@@ -162,7 +97,8 @@ class Expert:
         if binding is not None and not shapes and not self._close(ego.speed, binding):
             binding = None
         control = accel_to_control(a, ego.speed, self.ego_cfg, steer)
-        return self._explain(world, control, a, target, curve_limited, binding, lat)
+        turn = self._turning(world, lat)
+        return explain(world, binding, control, a, target, curve_limited, turn, self._ahead, cfg.stopped_speed_mps)
 
     # ------------------------------------------------------------------ lateral
 
@@ -195,13 +131,14 @@ class Expert:
             return base, False
         a, h = arc[keep], heading[keep]
         kappa = np.abs(np.gradient(h, a, edge_order=1)) if np.all(np.diff(a) > 1e-6) else np.zeros_like(a)
-        kappa = np.convolve(kappa, np.ones(9) / 9.0, mode="same")  # ~4 m window: lane joins are not curves
+        win = min(9, len(kappa))
+        kappa = np.convolve(kappa, np.ones(win) / win, mode="same")  # ~4 m window: lane joins are not curves
         v_curve = np.sqrt(cfg.max_lateral_accel_mps2 / np.maximum(kappa, 1e-4))
         allowed = np.sqrt(v_curve**2 + 2.0 * cfg.comfort_decel_mps2 * np.maximum(a - 2.0, 0.0))
         v = float(min(base, allowed.min()))
         return max(v, 2.0), v < base - 0.5
 
-    def _idm(self, v: float, v0: float, c: _Constraint | None) -> float:
+    def _idm(self, v: float, v0: float, c: Constraint | None) -> float:
         cfg = self.cfg
         a_max, b = cfg.comfort_accel_mps2, cfg.comfort_decel_mps2
         free = a_max * (1.0 - (max(v, 0.0) / max(v0, 0.1)) ** cfg.idm_delta)
@@ -214,27 +151,30 @@ class Expert:
         s_star = s0 + max(0.0, v * cfg.time_gap_s + v * (v - c.speed_mps) / (2.0 * math.sqrt(a_max * b)))
         return free - a_max * (s_star / c.gap_m) ** 2
 
-    def _goal(self, v: float, d: float) -> _Constraint | None:
+    def _goal(self, v: float, d: float) -> Constraint | None:
         """Stop at the route's end with the constant deceleration that reaches it (once it is noticeable);
         IDM would start easing off hundreds of metres early at highway speed."""
         cfg = self.cfg
         if d <= 0.3:
-            return _Constraint(
+            return Constraint(
                 max(d, 0.0), 0.0, "goal", accel_mps2=-cfg.max_decel_mps2 if v > 0.1 else -cfg.comfort_decel_mps2
             )
         need = v * v / (2.0 * d)
-        if need < 0.75 * cfg.comfort_decel_mps2 and not self._goal_braking:
+        # Hysteresis: start braking once it takes 3/4 of a comfortable deceleration; keep braking at the
+        # constant deceleration that ends at the goal unless something else slowed the car far more.
+        if need < (0.2 if self._goal_braking else 0.75) * cfg.comfort_decel_mps2:
+            self._goal_braking = False
             return None
-        self._goal_braking = True  # latched: the constant deceleration then ends at the goal
-        return _Constraint(d, 0.0, "goal", accel_mps2=-min(cfg.max_decel_mps2, need))
+        self._goal_braking = True
+        return Constraint(d, 0.0, "goal", accel_mps2=-min(cfg.max_decel_mps2, need))
 
-    def _close(self, speed: float, c: _Constraint) -> bool:
+    def _close(self, speed: float, c: Constraint) -> bool:
         """Whether an obstacle shapes the behaviour although IDM barely reacts (e.g. standing behind it)."""
         return speed < self.cfg.stopped_speed_mps and c.gap_m < self.cfg.min_gap_m + 6.0
 
     # ------------------------------------------------------------------ what is on the path
 
-    def _on_path(self, world: EmbeddedWorld, xy: np.ndarray, arc: np.ndarray, widen: float = 0.0) -> list[_Constraint]:
+    def _on_path(self, world: EmbeddedWorld, xy: np.ndarray, arc: np.ndarray, widen: float = 0.0) -> list[Constraint]:
         """Vehicles and barriers whose footprint reaches into the corridor the ego sweeps along the path."""
         cfg, ego = self.cfg, world.ego
         half_w, half_l = self.ego_cfg.width_m / 2, self.ego_cfg.length_m / 2
@@ -242,6 +182,7 @@ class Expert:
         near = [t for t in things if np.linalg.norm(t.position - ego.position) < cfg.path_check_m + 12.0]
         if not near or len(xy) < 2:
             return []
+        xy, arc = xy[::2], arc[::2]  # 1 m apart is fine enough for footprints ~2 m wide
         pts = []
         for t in near:
             poly = t.polygon()[:4]
@@ -263,10 +204,10 @@ class Expert:
                 continue
             gap = float(arc[k]) - half_l
             speed = 0.0 if isinstance(t, Obstacle) else max(0.0, float(t.velocity @ tangent[k]))
-            out.append(_Constraint(gap, speed, "static" if isinstance(t, Obstacle) else "vehicle", t))
+            out.append(Constraint(gap, speed, "static" if isinstance(t, Obstacle) else "vehicle", t))
         return out
 
-    def _crossing(self, world: EmbeddedWorld, xy, arc, target_speed: float, skip: set[int]) -> list[_Constraint]:
+    def _crossing(self, world: EmbeddedWorld, xy, arc, target_speed: float, skip: set[int]) -> list[Constraint]:
         """Moving vehicles predicted (highway-env, constant speed along their route) to enter the ego's
         corridor ahead while the ego would be there: brake for them where they will cross."""
         cfg, ego = self.cfg, world.ego
@@ -292,12 +233,12 @@ class Expert:
             reach = half_l + v.LENGTH / 2 + 1.0
             t_in, t_out = self._time_to_reach(np.array([s_c - reach, s_c + reach]), ego.speed, target_speed)
             if t_in - cfg.yield_margin_s <= times[ti] <= t_out + cfg.yield_margin_s:
-                out.append(_Constraint(s_c - half_l - v.LENGTH / 2, 0.0, "crossing", v))
+                out.append(Constraint(s_c - half_l - v.LENGTH / 2, 0.0, "crossing", v))
         return out
 
     # ------------------------------------------------------------------ right of way
 
-    def _yield(self, world: EmbeddedWorld, piece: int, target_speed: float) -> _Constraint | None:
+    def _yield(self, world: EmbeddedWorld, piece: int, target_speed: float) -> Constraint | None:
         """A stop at the yield line while a vehicle with priority is predicted to pass through the ego's
         junction path at about the time the ego would be there (gap acceptance on predicted times)."""
         cfg, ego, route = self.cfg, world.ego, world.route
@@ -347,7 +288,7 @@ class Expert:
                     best = (t_hit, v)
         if best is None:
             return None
-        return _Constraint(to_line - cfg.yield_stop_m, 0.0, "yield", best[1], min_gap_m=0.5)
+        return Constraint(to_line - cfg.yield_stop_m, 0.0, "yield", best[1], min_gap_m=0.5)
 
     def _time_to_reach(self, d: np.ndarray, v: float, v_cap: float) -> np.ndarray:
         """Seconds for the ego to cover distances ``d`` accelerating comfortably from ``v`` up to ``v_cap``."""
@@ -389,64 +330,6 @@ class Expert:
 
     # ------------------------------------------------------------------ explanation
 
-    def _explain(self, world, control, a, target, curve_limited, c: _Constraint | None, lat) -> ExpertDecision:
-        ego, route = world.ego, world.route
-        common = dict(control=control, accel_mps2=float(a), target_speed_mps=float(target), **self._ahead)
-        if c is not None and c.kind == "goal":
-            to_goal = max(0.0, route.length_m - world.route_arc)
-            if to_goal > 15.0:
-                text = f"The ego car slows down as it approaches its destination {to_goal:.0f} m ahead."
-            else:
-                text = "The ego car slows down and stops because it has reached its destination."
-            return ExpertDecision("stopping", text, stop_cause="goal", **common)
-        if c is not None and c.kind == "yield":
-            who = _describe(world, c.agent)
-            if route.merge_to is not None:
-                text = (
-                    f"The ego car waits on the ramp for a safe gap, yielding to the {who} in the lane it merges into."
-                )
-            else:
-                place = "roundabout entry" if world.scenario.name == "roundabout" else "intersection"
-                text = f"The ego car slows down at the {place} to yield to the {who}, which has the right of way."
-            return ExpertDecision("yielding", text, yield_to=c.agent.instance_id, **common)
-        if c is not None:
-            d = max(0.0, c.gap_m)
-            lead_id = getattr(c.agent, "instance_id", "barrier")
-            lead = dict(lead_id=lead_id, lead_distance_m=float(d), lead_speed_mps=float(c.speed_mps))
-            if c.kind == "static":
-                text = f"The ego car stops because a barrier blocks its lane {d:.0f} m ahead."
-                return ExpertDecision("stopping", text, stop_cause="blocked", **lead, **common)
-            noun = _noun(c.agent)
-            if c.kind == "crossing":
-                text = f"The ego car brakes because a {noun} is about to cross its path {d:.0f} m ahead."
-                return ExpertDecision("stopping", text, stop_cause="blocked", **lead, **common)
-            if c.speed_mps < self.cfg.stopped_speed_mps and (ego.speed < 3.0 or a < -1.0):
-                text = f"The ego car stops because a stopped {noun} blocks its path {d:.0f} m ahead."
-                return ExpertDecision("stopping", text, stop_cause="blocked", **lead, **common)
-            text = (
-                f"The ego car follows the {noun} {d:.0f} m ahead, which drives at {c.speed_mps:.0f} m/s, "
-                "keeping a safe gap."
-            )
-            return ExpertDecision("following", text, **lead, **common)
-        turn = self._turning(world, lat)
-        if turn is not None:
-            if route.merge_to is not None:
-                text = f"The ego car merges into the highway lane on its {turn} as instructed."
-            elif world.scenario.name == "roundabout":
-                text = f"The ego car drives through the roundabout to the exit on the {turn}, as instructed."
-            else:
-                text = f"The ego car turns {turn} at the intersection as instructed."
-            if curve_limited and a < -0.3:
-                text = text[:-1] + f", slowing to {target:.0f} m/s for the curve."
-            return ExpertDecision("turning", text, turn=turn, **common)
-        if curve_limited and a < -0.3:
-            text = f"The road ahead is clear; the ego car slows to {target:.0f} m/s for the curve ahead."
-        elif a > 0.5:
-            text = f"The road ahead is clear, so the ego car speeds up towards {target:.0f} m/s."
-        else:
-            text = f"The road ahead is clear, so the ego car keeps its lane at about {target:.0f} m/s."
-        return ExpertDecision("free_road", text, **common)
-
     def _turning(self, world, lat: float) -> str | None:
         route = world.route
         if route.maneuver not in (Command.LEFT, Command.RIGHT) or route.maneuver_piece is None:
@@ -457,22 +340,3 @@ class Expert:
         start = route.piece_arc(route.maneuver_piece) - 8.0
         end = route.piece_arc(min(route.maneuver_end_piece + 1, len(route.lanes) - 1))
         return side if start <= world.route_arc <= end else None
-
-
-def _noun(agent) -> str:
-    return "truck" if getattr(agent, "category", "") == "vehicle.truck" else "car"
-
-
-def _describe(world: EmbeddedWorld, agent) -> str:
-    """ "car approaching from the left" etc., from the agent's bearing in the ego frame."""
-    x, y, yaw = sim_to_global(*agent.position, agent.heading)
-    local = global_poses_to_local(np.array([[x, y, yaw]]), world.ego_pose)[0]
-    bearing = math.degrees(math.atan2(local[1], local[0]))
-    if abs(bearing) <= 25:
-        where = "ahead"
-    elif abs(bearing) >= 155:
-        where = "from behind"
-    else:
-        where = "from the left" if bearing > 0 else "from the right"
-    verb = "approaching" if agent.speed > 0.5 else "waiting"
-    return f"{_noun(agent)} {verb} {where}" if where != "ahead" else f"{_noun(agent)} ahead"

@@ -18,10 +18,10 @@ from highway_env.envs.intersection_env import IntersectionEnv
 from highway_env.envs.merge_env import MergeEnv
 from highway_env.envs.roundabout_env import RoundaboutEnv
 from highway_env.road.lane import StraightLane
-from highway_env.road.regulation import RegulatedRoad
 from highway_env.road.road import LaneIndex, Road, RoadNetwork
 from highway_env.vehicle.objects import Obstacle
 
+from drive_vla.sim.roads import FastRegulatedRoad, FastRoad
 from drive_vla.sim.route import Route
 from drive_vla.types import Command
 
@@ -105,7 +105,7 @@ class HighwayScenario(Scenario):
             ("highway", lanes),
             lambda: (RoadNetwork.straight_road_network(lanes, length=self.length_m, speed_limit=30.0), []),
         )
-        road = Road(network=net, np_random=rng)
+        road = FastRoad(network=net, np_random=rng)
         lane_id = int(rng.integers(lanes))
         desired = float(rng.uniform(20.0, 28.0))
         self.density = world.density
@@ -170,7 +170,7 @@ class MergeScenario(Scenario):
 
     def setup(self, rng, world):
         net, self.obstacles = _cached(("merge",), _merge_network)
-        road = Road(network=net, np_random=rng, neighbour_vehicles_connected_lanes=True)
+        road = FastRoad(network=net, np_random=rng, neighbour_vehicles_connected_lanes=True)
         for i, p in enumerate(self.obstacles):
             barrier = Obstacle(road, p)
             barrier.instance_id = f"barrier-{i}"
@@ -246,7 +246,7 @@ class IntersectionScenario(Scenario):
         net, _ = _cached(("intersection",), lambda: (_env_road(IntersectionEnv).network, []))
         # No connected-lane neighbour search here: each exit road ends at the node where the opposite entry
         # starts, so highway-env would take oncoming cars for vehicles ahead.
-        road = RegulatedRoad(network=net, np_random=rng)
+        road = FastRegulatedRoad(network=net, np_random=rng)
         arm = int(rng.integers(4))
         turn = [Command.RIGHT, Command.STRAIGHT, Command.LEFT][int(rng.integers(3))]
         out = {Command.RIGHT: (arm - 1) % 4, Command.STRAIGHT: (arm + 2) % 4, Command.LEFT: (arm + 1) % 4}[turn]
@@ -331,7 +331,7 @@ class RoundaboutScenario(Scenario):
 
     def setup(self, rng, world):
         net, _ = _cached(("roundabout",), _roundabout_network)
-        road = RegulatedRoad(network=net, np_random=rng, neighbour_vehicles_connected_lanes=True)
+        road = FastRegulatedRoad(network=net, np_random=rng, neighbour_vehicles_connected_lanes=True)
         arm = int(rng.integers(4))
         exit_n = int(rng.integers(1, 4))
         turn = {1: Command.RIGHT, 2: Command.STRAIGHT, 3: Command.LEFT}[exit_n]
@@ -369,7 +369,7 @@ class RoundaboutScenario(Scenario):
         return f"{_ARMS[int(rng.integers(4))]}xr"
 
     def populate(self, world, rng):
-        n = int(round(self.density * 7))
+        n = int(round(self.density * 6))
         for _ in range(4 * n):
             if len(world.traffic()) >= n:
                 break
@@ -387,7 +387,7 @@ class RoundaboutScenario(Scenario):
             li = v.lane_index
             if li[1].endswith("xr") and v.lane.local_coordinates(v.position)[0] > 100.0:
                 world.despawn(v)
-        if rng.random() < 0.45 * self.density * world.cfg.dt_s:
+        if rng.random() < 0.3 * self.density * world.cfg.dt_s:
             a = _ARMS[int(rng.integers(4))]
             world.spawn((f"{a}er", f"{a}es", 0), 2.0, float(rng.uniform(7.0, 10.0)), self._destination(rng))
 

@@ -131,7 +131,7 @@ class EmbeddedWorld:
         self._log: list[tuple[float, float, float, float, float, float, float]] = []  # t, x, y, yaw, v, a, steer
         self._decision: ExpertDecision | None = None
         self._last_control = Control()
-        self._record(0.0)
+        self._record()
         while self._steps < 0:
             self.step(None)
 
@@ -156,7 +156,7 @@ class EmbeddedWorld:
         self._check_collision()
         self.scenario.maintain(self, self._rng)
         self._tow_crashed()
-        self._record(accel)
+        self._record()
         return self.info()
 
     def info(self) -> dict:
@@ -412,7 +412,7 @@ class EmbeddedWorld:
         return a - (e.coast_decel_mps2 if self.ego.speed > 0.05 else 0.0)
 
     def _track_route(self) -> None:
-        arc, dist = self.route.project(self.ego.position, self.route_arc if self._log_started() else None)
+        arc, dist = self.route.project(self.ego.position, self.route_arc)
         self.route_arc = max(arc, self.route_arc) if dist < 8.0 else arc
         self.distance_from_route_m = dist
         self.route_piece = self.route.piece_at(self.route_arc)
@@ -420,9 +420,6 @@ class EmbeddedWorld:
         ahead = self.route.lanes[self.route_piece :]
         self.ego.route = [self.ego.lane_index] + ahead[1:] if ahead else [self.ego.lane_index]
         self.ego.target_lane_index = self.ego.lane_index
-
-    def _log_started(self) -> bool:
-        return hasattr(self, "_log")
 
     def _check_collision(self) -> None:
         if self.collision is not None or not self.ego.crashed:
@@ -449,9 +446,11 @@ class EmbeddedWorld:
                 if v.crashed_time_s >= self.cfg.traffic.remove_crashed_after_s and self.collision_with != v.instance_id:
                     self.despawn(v)
 
-    def _record(self, accel: float) -> None:
+    def _record(self) -> None:
         x, y, yaw = self.ego_pose
-        self._log.append((self.time_s, x, y, yaw, float(self.ego.speed), float(accel), float(self._last_control.steer)))
+        v = float(self.ego.speed)
+        accel = (v - self._log[-1][4]) / self.cfg.dt_s if self._log else 0.0  # what the car did, not the command
+        self._log.append((self.time_s, x, y, yaw, v, accel, float(self._last_control.steer)))
 
 
 _LANE_CACHES: dict[int, LaneCache] = {}
