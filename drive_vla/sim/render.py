@@ -221,9 +221,8 @@ class CameraRenderer:
         ego2global = pose_to_transform(*ego_pose)
         ego_xy = np.array(ego_pose[:2])
         near_static = np.linalg.norm(scene.centers - ego_xy, axis=1) < cfg.far_m + scene.radii
-        quads, colors = scene.quads[near_static], scene.colors[near_static]
-        color_tuples = [tuple(int(c) for c in col) for col in colors]
-        faces, face_colors, face_box, box_xyz = self._box_faces(agents, ego_xy)
+        quads, colors = scene.quads[near_static], scene.colors[near_static].tolist()
+        boxes = _BoxFaces.of(agents, ego_xy, cfg.far_m)
         images, masks = {}, ({} if instance_masks else None)
         for cam in cameras:
             cam2global = ego2global @ extr[cam]
@@ -232,63 +231,67 @@ class CameraRenderer:
             k = intr[cam]
             img = self._background(width, height, float(k[1, 2])).copy()
             for i, poly in project_polygons(quads @ rot.T + trans, k, cfg.near_m, (width, height)):
-                cv2.fillConvexPoly(img, poly, color_tuples[i], shift=SUBPIXEL_BITS)
+                cv2.fillConvexPoly(img, poly, colors[i], shift=SUBPIXEL_BITS)
             mask = np.zeros((height, width), dtype=np.int32) if instance_masks else None
-            if len(faces):
-                cam_pos = cam2global[:3, 3]
-                centers = faces.mean(axis=1)
-                normals = self._face_normals
-                facing = np.einsum("fi,fi->f", normals, cam_pos[None] - centers) > 1e-6
-                sel = np.flatnonzero(facing)
-                projected = dict(project_polygons(faces[sel] @ rot.T + trans, k, cfg.near_m, (width, height)))
-                # Painter's algorithm: boxes far to near from this camera; a box's own visible faces never
-                # overlap (convex, back faces culled), so their order does not matter.
-                box_dist = np.linalg.norm(box_xyz - cam_pos[None], axis=1)
-                for j in sorted(projected, key=lambda j: -box_dist[face_box[sel[j]]]):
-                    f = sel[j]
-                    cv2.fillConvexPoly(img, projected[j], face_colors[f], shift=SUBPIXEL_BITS)
-                    if mask is not None:
-                        cv2.fillConvexPoly(mask, projected[j], int(face_box[f]) + 1, shift=SUBPIXEL_BITS)
+            if len(boxes.quads):
+                self._draw_boxes(img, mask, boxes, cam2global[:3, 3], rot, trans, k, (width, height))
             images[cam] = img
             if masks is not None:
                 masks[cam] = mask
         return images, masks
 
-    def _box_faces(self, agents: list[Agent], ego_xy: np.ndarray):
-        """Faces of the agents' boxes within range: (F, 4, 3) corners, colours, owning agent, agent centres."""
-        cfg = self.cfg
+    def _draw_boxes(self, img, mask, boxes: _BoxFaces, cam_pos, rot, trans, k, wh) -> None:
+        facing = np.einsum("fi,fi->f", boxes.normals, cam_pos[None] - boxes.quads.mean(axis=1)) > 1e-6
+        sel = np.flatnonzero(facing)  # back faces culled
+        faces = dict(project_polygons(boxes.quads[sel] @ rot.T + trans, k, self.cfg.near_m, wh))
+        # Painter's algorithm: boxes far to near from this camera; a box's own visible faces never overlap
+        # (convex, back faces culled), so their order does not matter.
+        box_dist = np.linalg.norm(boxes.centres - cam_pos[None], axis=1)
+        for j in sorted(faces, key=lambda j: -box_dist[boxes.owner[sel[j]]]):
+            f = sel[j]
+            cv2.fillConvexPoly(img, faces[j], boxes.colors[f], shift=SUBPIXEL_BITS)
+            if mask is not None:
+                cv2.fillConvexPoly(mask, faces[j], int(boxes.owner[f]) + 1, shift=SUBPIXEL_BITS)
+
+
+@dataclass(frozen=True)
+class _BoxFaces:
+    """The five drawable faces (top and sides; a camera above ground never sees the bottom) of every agent
+    box in range, flattened to F faces: quads (F, 4, 3), normals (F, 3), shaded RGB colors, owner (F,)
+    agent index, and the centres (N, 3) of all agents."""
+
+    quads: np.ndarray
+    normals: np.ndarray
+    colors: list
+    owner: np.ndarray
+    centres: np.ndarray
+
+    @classmethod
+    def of(cls, agents: list[Agent], ego_xy: np.ndarray, far_m: float) -> _BoxFaces:
         if not agents:
-            self._face_normals = np.zeros((0, 3))
-            return np.zeros((0, 4, 3)), [], np.zeros(0, dtype=np.int64), np.zeros((0, 3))
+            return cls(np.zeros((0, 4, 3)), np.zeros((0, 3)), [], np.zeros(0, dtype=np.int64), np.zeros((0, 3)))
         xyz = np.array([a.xyz for a in agents])
         lwh = np.array([a.lwh for a in agents])
         yaw = np.array([a.yaw_rad for a in agents])
-        dist = np.linalg.norm(xyz[:, :2] - ego_xy, axis=1)
-        in_range = dist < cfg.far_m + lwh[:, 0]
-        corners = box_corners(xyz, lwh, yaw)  # (N, 8, 3)
-        faces = corners[:, _FACES]  # (N, 5, 4, 3)
-        c, s = np.cos(yaw), np.sin(yaw)
-        n = _FACE_NORMALS
+        keep = np.flatnonzero(np.linalg.norm(xyz[:, :2] - ego_xy, axis=1) < far_m + lwh[:, 0])
+        faces = box_corners(xyz, lwh, yaw)[:, _FACES]  # (N, 5, 4, 3)
+        c, s = np.cos(yaw)[:, None], np.sin(yaw)[:, None]
+        fn = _FACE_NORMALS
         normals = np.stack(
             [
-                c[:, None] * n[None, :, 0] - s[:, None] * n[None, :, 1],
-                s[:, None] * n[None, :, 0] + c[:, None] * n[None, :, 1],
-                np.broadcast_to(n[None, :, 2], (len(agents), 5)),
+                c * fn[None, :, 0] - s * fn[None, :, 1],
+                s * fn[None, :, 0] + c * fn[None, :, 1],
+                np.broadcast_to(fn[None, :, 2], (len(agents), 5)),
             ],
             axis=-1,
         )  # (N, 5, 3)
-        shade = 0.42 + 0.58 * np.clip(normals @ LIGHT_DIR, 0.0, 1.0)  # (N, 5)
+        shade = 0.42 + 0.58 * np.clip(normals @ LIGHT_DIR, 0.0, 1.0)  # (N, 5): Lambert plus ambient
         base = np.array([a.color_rgb for a in agents], dtype=np.float64)
         colors = np.clip(base[:, None, :] * shade[..., None], 0, 255).round().astype(int)  # (N, 5, 3)
-        keep = np.flatnonzero(in_range)
-        self._face_normals = normals[keep].reshape(-1, 3)
-        face_box = np.repeat(keep, 5)
-        face_colors = [tuple(int(v) for v in col) for col in colors[keep].reshape(-1, 3)]
-        return faces[keep].reshape(-1, 4, 3), face_colors, face_box, xyz
-
-
-def face_shades(agent_yaw_rad: float = 0.0) -> np.ndarray:
-    """(5,) brightness factors of a box's faces (top, left, back, right, front) at this heading."""
-    c, s = np.cos(agent_yaw_rad), np.sin(agent_yaw_rad)
-    rot = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
-    return 0.42 + 0.58 * np.clip((_FACE_NORMALS @ rot.T) @ LIGHT_DIR, 0.0, 1.0)
+        return cls(
+            faces[keep].reshape(-1, 4, 3),
+            normals[keep].reshape(-1, 3),
+            [tuple(col) for col in colors[keep].reshape(-1, 3).tolist()],
+            np.repeat(keep, 5),
+            xyz,
+        )

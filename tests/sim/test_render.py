@@ -66,9 +66,13 @@ def test_projected_gt_box_lands_on_the_rendered_vehicle(highway_scene, cam, x, y
     centre, _, ok = project_points(xyz, extr[cam], intr[cam])
     u, v = np.round(centre[0]).astype(int)
     assert ok[0] and masks[cam][v, u] == 1
-    pixel = images[cam][v, u].astype(float)
     base = np.array(agent.color_rgb, dtype=float)
-    assert pixel @ base / (np.linalg.norm(pixel) * np.linalg.norm(base)) > 0.995  # a shade of its colour
+
+    def shade_of_base(px):  # the faces are the base colour times a brightness factor
+        px = px.astype(float)
+        return px @ base / (np.linalg.norm(px, axis=-1) * np.linalg.norm(base) + 1e-9) > 0.995
+
+    assert shade_of_base(images[cam][v, u]) and shade_of_base(images[cam][ys, xs]).all()
 
 
 def test_vehicle_straddling_the_camera_plane_is_clipped_not_flipped(highway_scene):
