@@ -142,3 +142,15 @@ def test_make_embedded_rejects_bad_input(tmp_path):
         make_embedded(tmp_path / "d", 1, 0, workers=0)
     with pytest.raises(ValueError, match="dataset.keyframes_per_scene"):
         DatasetConfig(keyframes_per_scene=0)
+
+
+@pytest.mark.slow
+def test_workers_write_the_same_dataset(tmp_path):
+    cfg = DatasetConfig(keyframes_per_scene=3, world=WorldConfig(camera=CameraConfig(width=32, height=18)))
+    out = {}
+    for workers in (1, 2):
+        root = tmp_path / f"w{workers}"
+        make_embedded(root, 2, seed=9, image_wh=(32, 18), workers=workers, config=cfg)
+        version = root / "v1.0-embedded"
+        out[workers] = [json.loads((version / name).read_text()) for name in ("ego_pose.json", "drive_vla_labels.json")]
+    assert out[1] == out[2]
