@@ -154,7 +154,7 @@ def explain(
         return ExpertDecision("turning", text, turn=turn, **common)
     if curve_limited and a < -0.3:
         text = f"The road ahead is clear; the ego car slows to {target:.0f} m/s for the curve ahead."
-    elif a > 0.5:
+    elif a > 1.0:
         text = f"The road ahead is clear, so the ego car speeds up towards {target:.0f} m/s."
     else:
         text = f"The road ahead is clear, so the ego car keeps its lane at about {target:.0f} m/s."
