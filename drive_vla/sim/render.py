@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 from highway_env.road.lane import LineType, StraightLane
 
-from drive_vla.geometry import box_corners, invert_transform, pose_to_transform, rig_calibration
+from drive_vla.geometry import box_corners, invert_transform, pose_to_transform, rig_calibration, sim_to_global
 from drive_vla.sim.config import CameraConfig
 from drive_vla.types import CAMERA_NAMES
 
@@ -56,10 +56,9 @@ class StaticScene:
 
 def _lane_strip(lane, lat0: float, lat1: float, s: np.ndarray) -> np.ndarray:
     """(len(s)-1, 4, 3) quads between lateral offsets lat0 and lat1 along samples s (global frame)."""
-    a = np.array([lane.position(float(si), lat0) for si in s])
-    b = np.array([lane.position(float(si), lat1) for si in s])
-    a[:, 1] *= -1.0  # highway-env's plane is y-down; global is y-up (geometry.sim_to_global)
-    b[:, 1] *= -1.0
+    # highway-env's plane is y-down; geometry.sim_to_global gives the right-handed global frame.
+    a = np.array([sim_to_global(*lane.position(float(si), lat0), 0.0)[:2] for si in s])
+    b = np.array([sim_to_global(*lane.position(float(si), lat1), 0.0)[:2] for si in s])
     quads = np.stack([a[:-1], a[1:], b[1:], b[:-1]], axis=1)
     return np.concatenate([quads, np.zeros(quads.shape[:2] + (1,))], axis=2)
 
