@@ -231,6 +231,16 @@ def global_to_sim(x: float, y: float, yaw_rad: float) -> tuple[float, float, flo
     return float(x), -float(y), float(wrap_angle(-float(yaw_rad)))
 
 
+def sim_steering_from_canonical(angle_rad: float) -> float:
+    """Canonical steering angle (positive turns left) -> highway-env's (its y-down plane turns right for positive)."""
+    return -float(angle_rad)
+
+
+def canonical_steering_from_sim(angle_rad: float) -> float:
+    """Inverse of sim_steering_from_canonical."""
+    return -float(angle_rad)
+
+
 # ----------------------------------------------------------------------------- camera rig
 
 NUSCENES_IMAGE_WH = (1600, 900)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from highway_env.vehicle.objects import Obstacle
 
+from drive_vla.geometry import canonical_steering_from_sim
 from drive_vla.sim.config import EgoDynamicsConfig, ExpertConfig
 from drive_vla.sim.decision import REASONS, Constraint, ExpertDecision, accel_to_control, explain
 from drive_vla.sim.route import path_ahead
@@ -116,8 +117,7 @@ class Expert:
         alpha = math.atan2(d[1], d[0]) - ego.heading
         curvature = 2.0 * math.sin(alpha) / ld
         delta_sim = math.atan(length * curvature)  # kinematic bicycle, rear-axle reference, wheelbase = length
-        # highway-env's plane is y-down: a positive sim angle turns right, so the canonical steer flips sign.
-        return -delta_sim / self.ego_cfg.max_steer_rad
+        return canonical_steering_from_sim(delta_sim) / self.ego_cfg.max_steer_rad
 
     # ------------------------------------------------------------------ longitudinal
 

@@ -34,7 +34,13 @@ from highway_env.road.road import LaneIndex
 from highway_env.vehicle.objects import Obstacle
 
 from drive_vla.data.labels import instruction_for_command
-from drive_vla.geometry import global_poses_to_local, rig_calibration, sim_to_global, wrap_angle
+from drive_vla.geometry import (
+    global_poses_to_local,
+    rig_calibration,
+    sim_steering_from_canonical,
+    sim_to_global,
+    wrap_angle,
+)
 from drive_vla.sim.config import WorldConfig, check_image_size
 from drive_vla.sim.expert import Expert, ExpertDecision
 from drive_vla.sim.render import CameraRenderer, static_scene_for
@@ -145,8 +151,7 @@ class EmbeddedWorld:
             raise ValueError(f"control: got {type(control).__name__}, expected a drive_vla.types.Control or None")
         ego, cfg = self.ego, self.cfg
         accel = self._accel_from(control)
-        # Canonical steer is positive LEFT; highway-env's y-down plane turns right for positive angles.
-        ego.command(-control.steer * cfg.ego.max_steer_rad, accel)
+        ego.command(sim_steering_from_canonical(control.steer * cfg.ego.max_steer_rad), accel)
         self.road.act()
         self.road.step(cfg.dt_s)
         self._steps += 1
