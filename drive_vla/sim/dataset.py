@@ -159,7 +159,7 @@ def _record_job(job: tuple) -> tuple:
     attempts = 0
     for attempt in range(cfg.max_attempts):
         attempts += 1
-        s = int(seed) + 1_000_003 * attempt
+        s = training_seed(int(seed) + 1_000_003 * attempt)
         episode = record_episode(world, scenario, s, cfg.keyframes_per_scene, image_wh)
         if episode.collision is None and episode.longest_standstill_s < cfg.max_standstill_s:
             break
@@ -199,7 +199,16 @@ def scene_plan(scenes: int, seed: int, scenario_types: Sequence[str] | None = No
     order = [types[i % len(types)] for i in range(scenes)]
     order = [order[i] for i in rng.permutation(scenes)]
     seeds = np.random.SeedSequence(seed).generate_state(max(scenes, 1))[:scenes]
-    return [(order[i], int(seeds[i]) % 2**31) for i in range(scenes)]
+    return [(order[i], training_seed(int(seeds[i]))) for i in range(scenes)]
+
+
+HELD_OUT_SEEDS = range(900_000, 1_000_000)  # closed-loop evaluation routes (configs/eval/closed_loop_*.yaml)
+
+
+def training_seed(seed: int) -> int:
+    """A scene seed in [0, 2**31) outside HELD_OUT_SEEDS, so evaluation routes never become training data."""
+    s = int(seed) % 2**31
+    return s + len(HELD_OUT_SEEDS) if s in HELD_OUT_SEEDS else s
 
 
 def split_scenes(names: Sequence[str], seed: int, val_fraction: float) -> dict[str, list[str]]:

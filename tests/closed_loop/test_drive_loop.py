@@ -145,3 +145,15 @@ def test_drive_cli_errors(tmp_path):
         main(["drive", "--baseline", "teleport", "--suite", "smoke", "--out", str(tmp_path)])
     with pytest.raises(ValueError, match="at least one"):
         main(["drive", "--suite", "smoke", "--out", str(tmp_path)])
+
+
+def test_held_out_suites_never_generate_training_data():
+    from drive_vla.sim.dataset import HELD_OUT_SEEDS, scene_plan, training_seed
+    from drive_vla.suites import available_suites, load_suite
+
+    assert training_seed(900_123) not in HELD_OUT_SEEDS and training_seed(5) == 5
+    planned = {s for _, s in scene_plan(500, 0)}
+    for name in available_suites():
+        suite = load_suite(name.removeprefix("closed_loop_"))
+        if suite.held_out and suite.env == "embedded":
+            assert all(r.seed in HELD_OUT_SEEDS and r.seed not in planned for r in suite.routes)
