@@ -97,12 +97,16 @@ class PlannerHeadConfig:
         hidden: width of the head.
         vae_latent: size of a VAE latent (0 = deterministic head); trained with a KL term.
         kl_weight: weight of the KL term inside "head_kl" (the loss value is already weighted).
+        residual_to_constant_velocity: predict the correction to a constant-speed, straight-ahead
+            extrapolation of the current ego speed instead of absolute waypoints (a prior that makes
+            an untrained head start from the constant-velocity baseline).
     """
 
     kind: Literal["mlp", "gru"] = "mlp"
     hidden: int = 128
     vae_latent: int = 0
     kl_weight: float = 1e-3
+    residual_to_constant_velocity: bool = False
 
 
 @dataclass

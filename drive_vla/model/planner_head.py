@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from drive_vla.model.config import PlannerHeadConfig
-from drive_vla.types import FUTURE_STEPS
+from drive_vla.types import FUTURE_STEPS, STEP_DT_S
 
 # Output scales so the layers work in units of order one: [x m, y m, yaw rad].
 POSE_SCALE = (10.0, 3.0, 0.3)
@@ -39,12 +39,17 @@ class PlannerHead(nn.Module):
             raise ValueError(f"planner_head.kind: got {cfg.kind!r}, expected 'mlp' or 'gru'")
 
     def forward(
-        self, hidden: torch.Tensor, target: torch.Tensor | None = None, target_mask: torch.Tensor | None = None
+        self,
+        hidden: torch.Tensor,
+        target: torch.Tensor | None = None,
+        target_mask: torch.Tensor | None = None,
+        speed_mps: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Waypoints from the ``<plan>`` hidden state.
 
         Args:
             hidden: (B, H_lm).
+            speed_mps: (B,) current ego speed; required with ``residual_to_constant_velocity``.
             target: (B, FUTURE_STEPS, 3) ground-truth poses (only used by the VAE posterior while training).
             target_mask: (B, FUTURE_STEPS) bool validity of ``target``.
 
@@ -78,4 +83,10 @@ class PlannerHead(nn.Module):
                 prev = prev + self.delta(h)  # cumulative, in scaled units
                 out.append(prev)
             poses = torch.stack(out, dim=1) * scale  # (B, T, 3)
+        if self.cfg.residual_to_constant_velocity:
+            if speed_mps is None:
+                raise ValueError("speed_mps: got None, expected (B,) ego speeds for the constant-velocity prior")
+            t = STEP_DT_S * torch.arange(1, self.steps + 1, dtype=poses.dtype, device=poses.device)  # (T,)
+            prior_x = speed_mps.to(poses.dtype).clamp(min=0.0)[:, None] * t[None]  # (B, T)
+            poses = poses + torch.stack([prior_x, torch.zeros_like(prior_x), torch.zeros_like(prior_x)], dim=-1)
         return poses, kl

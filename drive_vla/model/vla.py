@@ -210,7 +210,9 @@ class DriveVLA(nn.Module):
         plan_hidden = hidden[torch.arange(len(batch), device=ids.device), torch.tensor(plan_pos, device=ids.device)]
         gt = batch.traj.to(self.device, torch.float32)
         gt_mask = batch.traj_mask.to(self.device)
-        poses, kl = self.planner_head(plan_hidden, gt.to(plan_hidden.dtype), gt_mask)
+        poses, kl = self.planner_head(
+            plan_hidden, gt.to(plan_hidden.dtype), gt_mask, speed_mps=batch.ego[:, 0].to(self.device)
+        )
         valid = gt_mask[..., None].expand_as(gt).float()  # (B, T, 3)
         if bool(valid.any()):
             out["head_l1"] = ((poses.float() - gt).abs() * valid).sum() / valid.sum()

@@ -167,3 +167,20 @@ def test_local_lm_directory_and_random_init(tiny_config, tmp_path, observation):
         tiny_config("lm.source=local", f"lm.path={tmp_path / 'missing'}", "lm.random_init=true", "lm.vocab_size=4000")
     )
     assert shaped.model.lm.get_input_embeddings().num_embeddings == 4000  # the real (padded) vocabulary size
+
+
+def test_planner_head_constant_velocity_prior():
+    """With the residual prior, a zeroed head predicts exactly the constant-velocity extrapolation."""
+    import torch
+
+    from drive_vla.model.config import PlannerHeadConfig
+    from drive_vla.model.planner_head import PlannerHead
+
+    head = PlannerHead(PlannerHeadConfig(hidden=16, residual_to_constant_velocity=True), lm_hidden=8)
+    torch.nn.init.zeros_(head.decoder[-1].weight)
+    torch.nn.init.zeros_(head.decoder[-1].bias)
+    poses, _ = head(torch.randn(2, 8), speed_mps=torch.tensor([10.0, 0.0]))
+    assert torch.allclose(poses[0, :, 0], torch.tensor([5.0, 10.0, 15.0, 20.0, 25.0, 30.0]))
+    assert torch.allclose(poses[0, :, 1:], torch.zeros(6, 2)) and torch.allclose(poses[1], torch.zeros(6, 3))
+    with pytest.raises(ValueError, match="speed_mps"):
+        head(torch.randn(2, 8))
