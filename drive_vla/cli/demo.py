@@ -22,10 +22,10 @@ QUESTIONS = ("What are you doing and why?", "What should the ego car do next?", 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/demo", help="report folder (created; must not hold another demo)")
-    parser.add_argument("--scenes", type=int, default=32, help="embedded scenes to generate (80 %% train, 20 %% val)")
+    parser.add_argument("--scenes", type=int, default=24, help="embedded scenes to generate (80 %% train, 20 %% val)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated dataset")
     parser.add_argument(
-        "--epochs", type=int, default=None, help="training epochs of the tiny VLA (default: the recipe's)"
+        "--epochs", type=int, default=3, help="training epochs of the tiny VLA (the recipe itself has 8)"
     )
     parser.add_argument("--suite", default="demo", help="closed-loop suite (configs/eval/closed_loop_<name>.yaml)")
     parser.add_argument("--workers", type=int, default=2, help="processes for dataset generation")
