@@ -6,16 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-
-def parse_image_size(text: str) -> tuple[int, int]:
-    """'256x144' -> (256, 144) (width, height)."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"image size: got {text!r}, expected WIDTHxHEIGHT such as 256x144") from None
-    if w <= 0 or h <= 0:
-        raise argparse.ArgumentTypeError(f"image size: got {text!r}, expected positive WIDTHxHEIGHT")
-    return w, h
+from drive_vla.cli.args import parse_image_wh
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     make.add_argument("--scenes", type=int, default=10, help="number of scenes")
     make.add_argument("--seed", type=int, default=0, help="random seed")
     make.add_argument("--version", default="v1.0-embedded", help="table folder name")
-    make.add_argument("--image-size", type=parse_image_size, default=(256, 144), help="camera WIDTHxHEIGHT")
+    make.add_argument("--image-size", type=parse_image_wh, default=(256, 144), help="camera WIDTHxHEIGHT")
     make.add_argument("--workers", type=int, default=1, help="worker processes")
     make.add_argument("--keyframes", type=int, default=None, help="keyframes per scene (default: the sim config's)")
     make.add_argument("--overwrite", action="store_true", help="replace an existing dataset of the same version")

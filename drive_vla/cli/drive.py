@@ -7,6 +7,8 @@ import json
 import logging
 from pathlib import Path
 
+from drive_vla.cli.args import parse_image_wh
+
 DRIVE_BASELINES = ("expert", "constant_velocity", "constant_turn_rate")
 
 
@@ -41,13 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_wh(text: str | None) -> tuple[int, int] | None:
-    if text is None:
-        return None
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise ValueError(f"--image-size: got {text!r}, expected WIDTHxHEIGHT such as 256x144") from None
-    return w, h
+    return None if text is None else parse_image_wh(text)
 
 
 def _agents(args: argparse.Namespace):

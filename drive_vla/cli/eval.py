@@ -6,15 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from drive_vla.cli.args import parse_image_wh
+
 
 def _image_size(text: str) -> tuple[int, int]:
-    """'WxH' -> (H, W)."""
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--image-size: got {text!r}, expected WIDTHxHEIGHT such as 192x108") from None
-    if w <= 0 or h <= 0:
-        raise argparse.ArgumentTypeError(f"--image-size: got {text!r}, expected positive sizes")
+    """'WxH' -> (H, W), the reader's order."""
+    w, h = parse_image_wh(text)
     return h, w
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from drive_vla.cli.args import parse_image_wh
 from drive_vla.model.config import DEFAULT_EXPLAIN_QUESTION as DEFAULT_QUESTION
 
 QUIT_WORDS = ("quit", "exit", "q")
@@ -35,18 +36,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--figure", type=Path, default=None, help="also write the per-sample figure (PNG) here")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-
-
-def parse_image_size(text: str) -> tuple[int, int]:
-    """'WxH' -> (width, height), both in 16..4096."""
-    parts = text.lower().split("x")
-    try:
-        w, h = (int(p) for p in parts)
-    except ValueError:
-        w = h = -1
-    if len(parts) != 2 or not (16 <= w <= 4096 and 16 <= h <= 4096):
-        raise ValueError(f"--image-size: got {text!r}, expected WIDTHxHEIGHT such as 128x72 (16..4096 each)")
-    return w, h
 
 
 def load_policy(policy_dir: Path) -> Any:
@@ -143,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         print("drive-vla explain: --json and --interactive do not go together", file=sys.stderr)
         return 2
     try:
-        wh = None if args.image_size is None else parse_image_size(args.image_size)
+        wh = None if args.image_size is None else parse_image_wh(args.image_size)
         if args.question is not None and not args.question.strip():
             raise ValueError("--question: got an empty string, expected a question")
         if not args.policy.is_dir():

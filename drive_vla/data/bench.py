@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from drive_vla.cli.data import parse_image_size
+from drive_vla.cli.args import parse_image_wh
 
 BENCH_VERSION = "v1.0-bench"
 
@@ -22,8 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--version", default="v1.0-embedded", help="dataset version (with --dataroot)")
     parser.add_argument("--scenes", type=int, default=2, help="scenes to generate")
     parser.add_argument("--keyframes", type=int, default=10, help="keyframes per synthetic scene (writer row)")
-    parser.add_argument("--image-size", type=parse_image_size, default=(256, 144), help="stored camera WIDTHxHEIGHT")
-    parser.add_argument("--read-size", type=parse_image_size, default=(256, 144), help="reader output WIDTHxHEIGHT")
+    parser.add_argument("--image-size", type=parse_image_wh, default=(256, 144), help="stored camera WIDTHxHEIGHT")
+    parser.add_argument("--read-size", type=parse_image_wh, default=(256, 144), help="reader output WIDTHxHEIGHT")
     parser.add_argument("--samples", type=int, default=20, help="samples per reader pass (1600x900 keyframes written)")
     parser.add_argument("--world-steps", type=int, default=200, help="embedded-world steps to time")
     parser.add_argument("--seed", type=int, default=0)

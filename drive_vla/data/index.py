@@ -20,27 +20,12 @@ import numpy as np
 
 from drive_vla.data.can_bus import control_from_vehicle_monitor, nearest_message
 from drive_vla.data.drivelm import load_key_frames, qa_pairs
+from drive_vla.data.nuscenes_records import LABELS_FILE, TABLES
 from drive_vla.data.splits import scenes_for_split
 from drive_vla.geometry import NUSCENES_LIDAR2EGO, compose, invert_transform, make_transform, quat_to_matrix
 from drive_vla.types import CAMERA_NAMES
 
 INDEX_FORMAT = 1
-TABLES = (
-    "category",
-    "attribute",
-    "visibility",
-    "instance",
-    "sensor",
-    "calibrated_sensor",
-    "ego_pose",
-    "log",
-    "scene",
-    "sample",
-    "sample_data",
-    "sample_annotation",
-    "map",
-)
-LABELS_FILE = "drive_vla_labels.json"
 CAN_POSE_MAX_GAP_US = 100_000  # pose messages are 50 Hz on the real car
 CAN_MONITOR_MAX_GAP_US = 600_000  # vehicle_monitor is 2 Hz
 

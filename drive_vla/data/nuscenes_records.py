@@ -14,6 +14,24 @@ from drive_vla.data.can_bus import CanRecord
 from drive_vla.geometry import NUSCENES_LIDAR2EGO
 from drive_vla.types import CAMERA_NAMES
 
+# The 13 tables of a nuScenes version folder, and the file drive-vla writes its language labels to.
+TABLES = (
+    "category",
+    "attribute",
+    "visibility",
+    "instance",
+    "sensor",
+    "calibrated_sensor",
+    "ego_pose",
+    "log",
+    "scene",
+    "sample",
+    "sample_data",
+    "sample_annotation",
+    "map",
+)
+LABELS_FILE = "drive_vla_labels.json"
+
 # The nuScenes v1.0 taxonomy (category.json) and attribute/visibility tables.
 CATEGORIES: tuple[str, ...] = (
     "animal",

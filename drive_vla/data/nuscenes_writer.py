@@ -30,6 +30,8 @@ from drive_vla.data.images import encode_jpeg, jpeg_size
 from drive_vla.data.nuscenes_records import (
     ATTRIBUTES,
     CATEGORIES,
+    LABELS_FILE,
+    TABLES,
     VISIBILITY_LEVELS,
     AnnotationRecord,
     KeyframeRecord,
@@ -41,22 +43,6 @@ from drive_vla.types import CAMERA_NAMES
 
 __all__ = ["AnnotationRecord", "CanRecord", "KeyframeRecord", "NuScenesWriter", "SceneRecord", "SensorPose"]
 
-TABLES = (
-    "category",
-    "attribute",
-    "visibility",
-    "instance",
-    "sensor",
-    "calibrated_sensor",
-    "ego_pose",
-    "log",
-    "scene",
-    "sample",
-    "sample_data",
-    "sample_annotation",
-    "map",
-)
-LABELS_FILE = "drive_vla_labels.json"
 SPLITS_FILE = "splits.json"
 LIDAR = "LIDAR_TOP"
 OWNED_DIRS = ("samples", "can_bus", "maps")  # beside the version folder

@@ -7,7 +7,7 @@ import argparse
 import cv2
 import pytest
 
-from drive_vla.cli.data import parse_image_size
+from drive_vla.cli.args import parse_image_wh
 from drive_vla.cli.main import main
 
 
@@ -65,10 +65,10 @@ def test_inspect_reports_bad_input(synthetic_dataset, tmp_path, capsys):
 
 
 def test_image_size_argument():
-    assert parse_image_size("256x144") == (256, 144)
+    assert parse_image_wh("256x144") == (256, 144)
     for bad in ("256", "0x10", "axb"):
         with pytest.raises(argparse.ArgumentTypeError, match="WIDTHxHEIGHT"):
-            parse_image_size(bad)
+            parse_image_wh(bad)
 
 
 def test_make_embedded_then_inspect(tmp_path, capsys):
