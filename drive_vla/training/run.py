@@ -21,6 +21,7 @@ from drive_vla.training.config import TrainConfig, check_precision_for_device, r
 from drive_vla.training.labels import check_required_labels
 from drive_vla.training.models import ResolvedModel, build_policy, network_of, resolve_model
 from drive_vla.training.module import DrivingModule
+from drive_vla.training.optim import param_groups
 from drive_vla.training.plots import plot_loss_curves
 from drive_vla.types import Sample
 
@@ -198,11 +199,15 @@ def train(
         fit_trajs = dm.train_set.trajectories(idx)
     policy = build_policy(resolved, fit_trajs)
     net = network_of(policy)
-    frozen = freeze_modules(net, cfg.freeze)
-    if cfg.lora.enabled:
-        apply_lora(net, cfg.lora)
-    if cfg.trainer.gradient_checkpointing:
-        enable_gradient_checkpointing(net)
+    try:
+        frozen = freeze_modules(net, cfg.freeze)
+        if cfg.lora.enabled:
+            apply_lora(net, cfg.lora)
+        if cfg.trainer.gradient_checkpointing:
+            enable_gradient_checkpointing(net)
+        param_groups(net, cfg.optim)  # optim.lr_mult prefixes must name parameters
+    except ValueError as exc:  # names in freeze / lora / lr_mult that the model does not have
+        raise TrainSetupError(str(exc)) from exc
 
     run_dir.mkdir(parents=True, exist_ok=True)
     saved = cfg if cfg.init_from else replace(cfg, model=replace(cfg.model, path="", overrides=resolved.config_dict))
@@ -267,10 +272,23 @@ def train(
     metrics = _float_metrics(trainer.callback_metrics)
     best = Path(best_cb.best_model_path) if best_cb is not None and best_cb.best_model_path else None
     policy_dir = run_dir / "policy"
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    sharded = isinstance(trainer.strategy, FSDPStrategy)
+    # FSDP wraps submodules in place: gather the full weights (a collective call on every rank) and
+    # export them through a freshly built, unwrapped copy of the network.
+    full_state = trainer.strategy.lightning_module_state_dict() if sharded else None
     if trainer.is_global_zero:
+        state = full_state
         if cfg.checkpoint.export == "best" and best is not None and best.is_file():
             state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-            module.load_state_dict(state)
+        if sharded:
+            policy = build_policy(resolve_model(cfg), fit_trajs)
+            net = network_of(policy)
+            if cfg.lora.enabled:
+                apply_lora(net, cfg.lora)
+        if state is not None:
+            net.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
         merge_lora(net)
         net.to("cpu")
         policy.save_pretrained(policy_dir)

@@ -120,3 +120,22 @@ def test_gradient_checkpointing_gives_the_same_loss_and_grads(tiny_model_config,
         results.append((loss.detach(), grad))
     torch.testing.assert_close(results[0][0], results[1][0])
     torch.testing.assert_close(results[0][1], results[1][1], atol=1e-5, rtol=1e-4)
+
+
+def test_scale_out_strategies_come_from_the_config(tiny_model_config, train_configs):
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    from drive_vla.training.run import _strategy
+
+    net = DrivingPolicy.build(tiny_model_config).model
+    cfg = load_train_config(
+        train_configs / "embedded_tiny.yaml", ["trainer.strategy=fsdp", "trainer.gradient_checkpointing=true"]
+    )
+    fsdp = _strategy(cfg, net)
+    assert isinstance(fsdp, FSDPStrategy)
+    wrapped = {c.__name__ for c in fsdp.kwargs["auto_wrap_policy"]._module_classes}
+    assert wrapped == {"LlamaDecoderLayer"} and fsdp.kwargs["use_orig_params"]
+    assert fsdp._activation_checkpointing_kwargs  # gradient_checkpointing maps onto FSDP's activation checkpointing
+    ddp = load_train_config(train_configs / "embedded_tiny.yaml", ["trainer.strategy=ddp"])
+    assert _strategy(ddp, net) == "ddp_find_unused_parameters_true"
+    assert _strategy(load_train_config(train_configs / "embedded_tiny.yaml"), net) == "auto"

@@ -102,3 +102,20 @@ def test_cli_reports_config_errors(tmp_path, train_configs, capsys):
     assert "optim.lr: got -1.0, expected > 0" in capsys.readouterr().err
     assert main(["train", "--config", str(train_configs / "ego_mlp.yaml"), "--out", "x", "--print-config"]) == 0
     assert "kind: ego_mlp" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["freeze=[visoin]"], r"freeze: got 'visoin', expected a submodule name"),
+        (["optim.lr_mult={vision.backbon: 0.1}"], r"optim.lr_mult: prefixes \['vision.backbon'\] match no parameter"),
+        (["lora.enabled=true", "lora.target_modules=[qkv_fused]"], r"lora.target_modules: got \['qkv_fused'\]"),
+    ],
+)
+def test_model_names_are_checked_before_training(
+    tmp_path, train_configs, tiny_samples, tiny_overrides, tiny_model_overrides, overrides, message
+):
+    cfg = load_train_config(train_configs / "embedded_tiny.yaml", tiny_overrides + tiny_model_overrides + overrides)
+    with pytest.raises(TrainSetupError, match=message):
+        train(cfg, tmp_path / "run", train_samples=tiny_samples[:4])
+    assert not (tmp_path / "run").exists()
