@@ -164,7 +164,7 @@ def plan_batch(
 
     head_traj = None
     if cfg.output_mode == "head":
-        poses, _ = model.planner_head(last, speed_mps=batch.ego[:, 0].to(last.device))
+        poses, _ = model.planner_head(last, **model.head_inputs(batch))
         head_traj = poses.float().cpu().numpy()  # (B, T, 3)
     t_head = time.perf_counter()
 

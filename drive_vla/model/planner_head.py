@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from drive_vla.model.config import PlannerHeadConfig
+from drive_vla.model.state import EGO_STATUS_DIM
 from drive_vla.types import FUTURE_STEPS, STEP_DT_S
 
 # Output scales so the layers work in units of order one: [x m, y m, yaw rad].
@@ -16,7 +17,8 @@ class PlannerHead(nn.Module):
     """(B, H_lm) hidden state -> (B, FUTURE_STEPS, 3) poses [x, y, yaw] in the ego frame.
 
     With ``vae_latent > 0`` a latent z (prior p(z|h); posterior q(z|h, ground truth) while training)
-    conditions the decoder, ORION-style; inference uses the prior mean.
+    conditions the decoder, ORION-style; inference uses the prior mean. With ``ego_status`` the ego
+    features (``state.ego_status_features``) enter the head beside the hidden state.
     """
 
     def __init__(self, cfg: PlannerHeadConfig, lm_hidden: int, steps: int = FUTURE_STEPS) -> None:
@@ -26,6 +28,8 @@ class PlannerHead(nn.Module):
         w = cfg.hidden
         self.register_buffer("pose_scale", torch.tensor(POSE_SCALE), persistent=False)
         self.inp = nn.Sequential(nn.LayerNorm(lm_hidden), nn.Linear(lm_hidden, w), nn.GELU())
+        if cfg.ego_status:
+            self.ego_in = nn.Sequential(nn.Linear(EGO_STATUS_DIM, w), nn.GELU(), nn.Linear(w, w), nn.GELU())
         if cfg.vae_latent > 0:
             self.prior = nn.Linear(w, 2 * cfg.vae_latent)
             self.posterior = nn.Sequential(nn.Linear(w + steps * 4, w), nn.GELU(), nn.Linear(w, 2 * cfg.vae_latent))
@@ -44,6 +48,7 @@ class PlannerHead(nn.Module):
         target: torch.Tensor | None = None,
         target_mask: torch.Tensor | None = None,
         speed_mps: torch.Tensor | None = None,
+        ego_status: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Waypoints from the ``<plan>`` hidden state.
 
@@ -52,11 +57,18 @@ class PlannerHead(nn.Module):
             speed_mps: (B,) current ego speed; required with ``residual_to_constant_velocity``.
             target: (B, FUTURE_STEPS, 3) ground-truth poses (only used by the VAE posterior while training).
             target_mask: (B, FUTURE_STEPS) bool validity of ``target``.
+            ego_status: (B, EGO_STATUS_DIM) ego features; required with ``ego_status``.
 
         Returns:
             (poses (B, FUTURE_STEPS, 3) in metres/radians, KL (B,) or None).
         """
         x = self.inp(hidden)  # (B, W)
+        if self.cfg.ego_status:
+            if ego_status is None:
+                raise ValueError(
+                    "ego_status: got None, expected (B, EGO_STATUS_DIM) features (planner_head.ego_status)"
+                )
+            x = x + self.ego_in(ego_status.to(x.dtype))
         kl = None
         if self.cfg.vae_latent > 0:
             mu_p, logvar_p = self.prior(x).chunk(2, dim=-1)

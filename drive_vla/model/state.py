@@ -13,6 +13,18 @@ HISTORY_SCALE = (10.0, 5.0, 0.5)  # past [x m, y m, yaw rad]
 NUM_COMMANDS = 3
 
 
+EGO_STATUS_DIM = len(EGO_SCALE) + HISTORY_STEPS * 3 + NUM_COMMANDS
+
+
+def ego_status_features(ego: torch.Tensor, history: torch.Tensor, command: torch.Tensor) -> torch.Tensor:
+    """(B, 6) ego, (B, HISTORY_STEPS, 3) past poses, (B,) command -> (B, EGO_STATUS_DIM) inputs of order one."""
+    dtype = ego.dtype if ego.is_floating_point() else torch.float32
+    ego = ego.to(dtype) / ego.new_tensor(EGO_SCALE, dtype=dtype)
+    hist = (history.to(dtype) / history.new_tensor(HISTORY_SCALE, dtype=dtype)).flatten(1)
+    onehot = nn.functional.one_hot(command.long(), NUM_COMMANDS).to(dtype)
+    return torch.cat([ego, hist, onehot], dim=1)
+
+
 class StateEncoder(nn.Module):
     """(B, 6) ego, (B, HISTORY_STEPS, 3) history, (B,) command -> (B, num_tokens, lm_hidden)."""
 

@@ -13,7 +13,7 @@ from drive_vla.model.config import DEFAULT_EXPLAIN_QUESTION, ModelConfig
 from drive_vla.model.lm import build_lm
 from drive_vla.model.planner_head import PlannerHead
 from drive_vla.model.prompt import PromptLayout, Seg
-from drive_vla.model.state import StateEncoder
+from drive_vla.model.state import StateEncoder, ego_status_features
 from drive_vla.model.vision import VisionTokenizer
 from drive_vla.types import Batch, Control, Plan, Sample, Trajectory
 
@@ -108,6 +108,12 @@ class DriveVLA(nn.Module):
         vis = self.vision(batch.images.to(dev), memory=memory)  # (B, V, H)
         state = self.state_encoder(batch.ego.to(dev), batch.history.to(dev), batch.command.to(dev))  # (B, S, H)
         return vis.to(self.dtype), state.to(self.dtype)
+
+    def head_inputs(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """The planner head's inputs besides the hidden state: ego speed and ego-status features."""
+        dev = self.device
+        feats = ego_status_features(batch.ego.to(dev), batch.history.to(dev), batch.command.to(dev))
+        return {"speed_mps": batch.ego[:, 0].to(dev), "ego_status": feats}
 
     def embed(self, ids: torch.Tensor, visual: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         """LM input embeddings of ``ids`` (B, L) with the ``<image>``/``<state>`` placeholders replaced."""
@@ -210,9 +216,7 @@ class DriveVLA(nn.Module):
         plan_hidden = hidden[torch.arange(len(batch), device=ids.device), torch.tensor(plan_pos, device=ids.device)]
         gt = batch.traj.to(self.device, torch.float32)
         gt_mask = batch.traj_mask.to(self.device)
-        poses, kl = self.planner_head(
-            plan_hidden, gt.to(plan_hidden.dtype), gt_mask, speed_mps=batch.ego[:, 0].to(self.device)
-        )
+        poses, kl = self.planner_head(plan_hidden, gt.to(plan_hidden.dtype), gt_mask, **self.head_inputs(batch))
         valid = gt_mask[..., None].expand_as(gt).float()  # (B, T, 3)
         if bool(valid.any()):
             out["head_l1"] = ((poses.float() - gt).abs() * valid).sum() / valid.sum()

@@ -184,3 +184,24 @@ def test_planner_head_constant_velocity_prior():
     assert torch.allclose(poses[0, :, 1:], torch.zeros(6, 2)) and torch.allclose(poses[1], torch.zeros(6, 3))
     with pytest.raises(ValueError, match="speed_mps"):
         head(torch.randn(2, 8))
+
+
+def test_planner_head_ego_status_input(tiny_config, samples):
+    """With ego_status the head reads ego history directly: changing it changes the plan, and it gets gradients."""
+    from drive_vla.model.state import EGO_STATUS_DIM, ego_status_features
+
+    model = DrivingPolicy.build(tiny_config("planner_head.ego_status=true", "output_mode=head")).model.eval()
+    batch = Batch.from_samples(samples)
+    feats = ego_status_features(batch.ego, batch.history, batch.command)
+    assert feats.shape == (len(batch), EGO_STATUS_DIM) and torch.isfinite(feats).all()
+    hidden = torch.zeros(len(batch), model.hidden_size)
+    base, _ = model.planner_head(hidden, ego_status=feats)
+    moved, _ = model.planner_head(hidden, ego_status=feats + 1.0)
+    assert not torch.allclose(base, moved)
+    with pytest.raises(ValueError, match="ego_status"):
+        model.planner_head(hidden)
+    model.train()
+    model.losses(batch)["head_l1"].backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.planner_head.ego_in.parameters())
+    plans = model.plan(batch)
+    assert len(plans) == len(batch) and all(np.isfinite(p.trajectory.xy).all() for p in plans)
