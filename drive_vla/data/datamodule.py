@@ -54,6 +54,21 @@ class SampleDataset(Dataset):
             return [fast(self.indices[p]) for p in positions]
         return [self[p].targets.trajectory for p in positions]
 
+    def texts(self, positions: Sequence[int] | None = None) -> list[str]:
+        """Instructions, explanations, QA questions and answers at ``positions`` (all if None), flattened;
+        without images when the source can do that (``NuScenesReader.texts``)."""
+        positions = range(len(self)) if positions is None else positions
+        fast = getattr(self.source, "texts", None)
+        if callable(fast):
+            return [t for p in positions for t in fast(self.indices[p])]
+        out: list[str] = []
+        for p in positions:
+            sample = self[p]
+            qa = [t for pair in sample.targets.qa for t in pair]
+            texts = [sample.observation.instruction, sample.targets.explanation or "", *qa]
+            out += [t for t in texts if t and t.strip()]
+        return out
+
     def __getitem__(self, i: int) -> Sample:
         sample = self.source[self.indices[i]]
         if not isinstance(sample, Sample):

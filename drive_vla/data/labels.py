@@ -1,4 +1,4 @@
-"""Language labels derived from trajectories: navigation command (nuScenes 2 m rule), meta-action, instruction.
+"""Language labels derived from trajectories: command (nuScenes 2 m rule), meta-action and its sentence, instruction.
 
 These rules are the single owner of label arithmetic; the embedded world, the reader and the evaluation
 all call them.
@@ -15,6 +15,11 @@ COMMAND_LATERAL_THRESHOLD_M = 2.0  # nuScenes/ST-P3 rule on the last valid futur
 SPEED_ACTIONS = ("accelerate", "keep speed", "decelerate", "stop")
 DIRECTION_ACTIONS = ("straight", "left", "right")
 META_ACTIONS = tuple(f"{s}, {d}" for s in SPEED_ACTIONS for d in DIRECTION_ACTIONS)
+
+# Sentence of each meta-action half: "keep speed, straight" -> "Keep speed and go straight."; a stop keeps
+# its direction ("Stop, heading left.") so that every sentence maps back to exactly one label.
+_SPEED_SENTENCE = {"accelerate": "Accelerate", "keep speed": "Keep speed", "decelerate": "Slow down", "stop": "Stop"}
+_DIRECTION_SENTENCE = {"straight": "go straight", "left": "turn left", "right": "turn right"}
 
 INSTRUCTIONS = {
     Command.LEFT: "turn left at the next intersection",
@@ -77,3 +82,45 @@ def meta_action(speed_now_mps: float, future_xy: np.ndarray, mask: np.ndarray | 
 def instruction_for_command(command: Command | int | str) -> str:
     """A default instruction sentence for a navigation command."""
     return INSTRUCTIONS[Command.parse(command)]
+
+
+def _split_meta_action(meta: str) -> tuple[str, str]:
+    parts = [p.strip() for p in str(meta).split(",")]
+    if len(parts) != 2 or parts[0] not in SPEED_ACTIONS or parts[1] not in DIRECTION_ACTIONS:
+        raise ValueError(f"meta_action: got {meta!r}, expected one of {list(META_ACTIONS)}")
+    return parts[0], parts[1]
+
+
+def meta_action_sentence(meta: str) -> str:
+    """The sentence of a meta-action label: "keep speed, straight" -> "Keep speed and go straight.",
+    "decelerate, left" -> "Slow down and turn left.", "stop, right" -> "Stop, heading right."
+
+    Raises:
+        ValueError: ``meta`` is not one of META_ACTIONS.
+    """
+    speed, direction = _split_meta_action(meta)
+    if speed == "stop":
+        return f"Stop, heading {direction}."
+    return f"{_SPEED_SENTENCE[speed]} and {_DIRECTION_SENTENCE[direction]}."
+
+
+_SENTENCE_TO_META = {meta_action_sentence(m).lower(): m for m in META_ACTIONS}
+
+
+def meta_action_from_text(text: str | None) -> str | None:
+    """The meta-action label whose sentence (see meta_action_sentence) occurs in ``text``, else None.
+
+    The sentence at the start of the text wins; otherwise the earliest one anywhere in it. Matching
+    ignores case and repeated whitespace; a sentence must be a whole phrase (not inside a longer word).
+    """
+    if not text:
+        return None
+    norm = " ".join(text.lower().split())
+    best: tuple[int, str] | None = None
+    for sentence, meta in _SENTENCE_TO_META.items():
+        start = norm.find(sentence)
+        while start > 0 and norm[start - 1].isalnum():  # e.g. "nonstop, heading left." is not a stop
+            start = norm.find(sentence, start + 1)
+        if start >= 0 and (best is None or start < best[0]):
+            best = (start, meta)
+    return None if best is None else best[1]

@@ -217,6 +217,18 @@ class NuScenesReader:
         """Future Trajectory of every sample (no image is read), e.g. to fit action tokenizers."""
         return [self.future(i) for i in range(len(self))]
 
+    def texts(self, i: int) -> list[str]:
+        """The language of sample ``i`` without reading an image: instruction, explanation, QA questions and
+        answers (e.g. to fit a text tokenizer); empty strings are left out."""
+        label = self.index.labels.get(self.tokens[i], {})
+        instruction = label.get("instruction")
+        if not instruction:
+            traj = self.future(i)
+            instruction = label_rules.instruction_for_command(label_rules.command_from_trajectory(traj.xy, traj.mask))
+        qa = qa_pairs(label) + [(q, a) for q, a in self.index.qa.get(self.tokens[i], [])]
+        out = [instruction, label.get("explanation") or "", *(t for pair in qa for t in pair)]
+        return [t for t in out if t and t.strip()]
+
     def ego_state(self, i: int) -> EgoState:
         speed, ax, ay, yaw_rate, steer = (float(v) for v in self.index.ego[i])
         return EgoState(

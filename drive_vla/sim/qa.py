@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from drive_vla.data import labels as label_rules
+from drive_vla.data.labels import meta_action_sentence
 from drive_vla.geometry import global_poses_to_local
 from drive_vla.sim.expert import ExpertDecision
 from drive_vla.sim.world import Agent
@@ -60,13 +61,6 @@ def speed_words(speed_mps: float) -> str:
     if speed_mps < 15.0:
         return "is driving at a moderate speed"
     return "is driving fast"
-
-
-def meta_action_sentence(meta: str) -> str:
-    """ "keep speed, straight" -> "Keep speed and go straight." """
-    speed, direction = (p.strip() for p in meta.split(","))
-    verb = {"accelerate": "Accelerate", "keep speed": "Keep speed", "decelerate": "Slow down", "stop": "Stop"}[speed]
-    return f"{verb} and {_DIR_VERB[direction]}." if speed != "stop" else "Stop."
 
 
 def agent_future_action(agent: Agent, future: Sequence[Agent | None], dt_s: float = 0.5) -> str | None:

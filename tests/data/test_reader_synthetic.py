@@ -60,6 +60,26 @@ def test_labels_file_fields_reach_the_sample(synthetic_dataset):
     assert other.observation.command == Command.STRAIGHT
 
 
+def test_texts_match_the_samples_without_reading_images(synthetic_dataset, monkeypatch):
+    from drive_vla.data.datamodule import SampleDataset
+
+    root, version, tokens = synthetic_dataset
+    reader = NuScenesReader(root, version)
+    first = reader.position(tokens[0][0])
+    expected = [
+        "follow the lead car",
+        "the road ahead is clear",
+        "What should the ego do?",
+        "Keep accelerating.",
+        "keep following the road",
+    ]
+    from_samples = SampleDataset([reader[first], reader[first + 1]]).texts()  # a plain list: from the Samples
+    monkeypatch.setattr(reader, "images", lambda i: pytest.fail("texts() read an image"))
+    assert reader.texts(first) + reader.texts(first + 1) == expected
+    assert SampleDataset(reader).texts([first, first + 1]) == expected
+    assert from_samples == expected
+
+
 def test_qa_file_is_joined_by_sample_token(synthetic_dataset, tmp_path):
     root, version, tokens = synthetic_dataset
     qa = {
