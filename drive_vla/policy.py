@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,7 @@ import torch
 
 from drive_vla.config import load_config, save_config
 from drive_vla.model.config import DEFAULT_EXPLAIN_QUESTION, ModelConfig
-from drive_vla.model.lm import load_saved_lm, save_lm_config
+from drive_vla.model.lm import build_lm, load_saved_lm, save_lm_config
 from drive_vla.model.vla import DriveVLA
 from drive_vla.types import Batch, Observation, Plan, Trajectory
 
@@ -42,6 +42,19 @@ def make_control_tokenizer(cfg: ModelConfig) -> Any | None:
     return ControlTokenizer(**cfg.control_tokenizer_kwargs)
 
 
+def fixed_texts(cfg: ModelConfig) -> list[str]:
+    """Texts every policy sees whatever its data: system prompt, explain question, default instructions and
+    meta-action sentences (added to the fit texts of a "corpus" text tokenizer)."""
+    from drive_vla.data.labels import INSTRUCTIONS, META_ACTIONS, meta_action_sentence
+
+    return [
+        cfg.system_prompt,
+        DEFAULT_EXPLAIN_QUESTION,
+        *INSTRUCTIONS.values(),
+        *(meta_action_sentence(m) for m in META_ACTIONS),
+    ]
+
+
 class DrivingPolicy:
     """A trained (or freshly built) VLA behind the Planner interface.
 
@@ -56,15 +69,30 @@ class DrivingPolicy:
 
     # -- construction ---------------------------------------------------------------------------------
     @classmethod
-    def build(cls, cfg: ModelConfig, fit_trajectories: Sequence[Trajectory] | None = None) -> DrivingPolicy:
+    def build(
+        cls,
+        cfg: ModelConfig,
+        fit_trajectories: Sequence[Trajectory] | None = None,
+        fit_texts: Iterable[str] | None = None,
+    ) -> DrivingPolicy:
         """A new policy with random weights (or the LM's pretrained ones) for ``cfg``.
 
         Args:
             cfg: the model config.
             fit_trajectories: training plans to fit the action tokenizer's ranges on; default ranges if None.
+            fit_texts: training texts (instructions, explanations, QA) to fit a "corpus" text tokenizer
+                (``lm.text_tokenizer``) on, together with ``fixed_texts(cfg)``; required for "corpus" (an
+                empty list fits the fixed texts only), ignored otherwise.
+
+        Raises:
+            ValueError: ``lm.text_tokenizer`` is "corpus" and ``fit_texts`` is None.
         """
         action = make_action_tokenizer(cfg, fit_trajectories)
-        model = DriveVLA.build(cfg, action, make_control_tokenizer(cfg))
+        texts = None if fit_texts is None else [*fixed_texts(cfg), *fit_texts]
+        lm, text_tokenizer = build_lm(cfg.lm, fit_texts=texts)
+        model = DriveVLA(cfg, lm, text_tokenizer, action, make_control_tokenizer(cfg))
+        if cfg.dtype == "bfloat16":
+            model.to(torch.bfloat16)
         return cls(model, cfg)
 
     @classmethod

@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> list[dict]:
     cfg = load_config(ModelConfig, args.config, overrides)
     device = torch.device(args.device)
     t0 = time.perf_counter()
-    policy = DrivingPolicy.build(cfg).to(device)
+    # No data here: a "corpus" text tokenizer is fitted to the fixed prompt and label texts only.
+    policy = DrivingPolicy.build(cfg, fit_texts=[]).to(device)
     build_s = time.perf_counter() - t0
     counts = policy.model.num_parameters()
     rng = np.random.default_rng(0)

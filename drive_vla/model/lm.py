@@ -4,35 +4,24 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from drive_vla.model.config import LM_ARCHS, SMOLLM2_GGUF_FILE, SMOLLM2_GGUF_PACKAGE, LMConfig
+from drive_vla.model.text_tokenizer import BYTE_TOKENIZER_SPECIALS, build_text_tokenizer, byte_level_tokenizer
+
+__all__ = [
+    "BYTE_TOKENIZER_SPECIALS",
+    "build_lm",
+    "byte_level_tokenizer",
+    "load_saved_lm",
+    "random_lm_config",
+    "save_lm_config",
+    "smollm2_gguf_path",
+]
 
 log = logging.getLogger(__name__)
-
-BYTE_TOKENIZER_SPECIALS = ("<pad>", "<s>", "</s>", "<unk>")
-
-
-def byte_level_tokenizer() -> Any:
-    """A small offline byte-level text tokenizer (256 byte symbols + pad/bos/eos/unk, no merges).
-
-    Used by LMs with random weights that have no tokenizer files; it can spell any UTF-8 text and is
-    saved with the policy like any Hugging Face tokenizer.
-    """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    vocab = {tok: i for i, tok in enumerate(BYTE_TOKENIZER_SPECIALS)}
-    for ch in sorted(alphabet):
-        vocab[ch] = len(vocab)
-    core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
-    core.decoder = decoders.ByteLevel()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=core, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>"
-    )
 
 
 def smollm2_gguf_path() -> Path:
@@ -75,16 +64,24 @@ def _load_text_tokenizer(path: Path, gguf_file: str | None = None) -> Any:
     return AutoTokenizer.from_pretrained(str(path), local_files_only=True, **kwargs)
 
 
-def build_lm(cfg: LMConfig) -> tuple[Any, Any]:
+def build_lm(cfg: LMConfig, fit_texts: Iterable[str] | None = None) -> tuple[Any, Any]:
     """The causal LM and its text tokenizer, as the config says (nothing is downloaded).
+
+    Args:
+        cfg: the LM config.
+        fit_texts: texts to fit a "corpus" text tokenizer on (``cfg.text_tokenizer``); used only by LMs
+            without a tokenizer of their own (random weights, a local directory without tokenizer files).
 
     Returns:
         (lm, text_tokenizer); the tokenizer always has a pad and an eos token.
+
+    Raises:
+        ValueError: a bad path, or ``text_tokenizer`` "corpus" without ``fit_texts`` where it is needed.
     """
     from transformers import AutoModelForCausalLM
 
     if cfg.source == "random":
-        tok = byte_level_tokenizer()
+        tok = build_text_tokenizer(cfg.text_tokenizer, fit_texts, cfg.text_vocab_size)
         lm = AutoModelForCausalLM.from_config(
             random_lm_config(cfg, len(tok)), attn_implementation=cfg.attn_implementation
         )
@@ -113,7 +110,10 @@ def build_lm(cfg: LMConfig) -> tuple[Any, Any]:
                 f"lm.path: got {cfg.path!r}, expected a local Hugging Face model directory with weights "
                 "(or set lm.random_init=true to measure the architecture with random weights)"
             )
-        tok = _load_text_tokenizer(path) if has_tokenizer else byte_level_tokenizer()
+        if has_tokenizer:
+            tok = _load_text_tokenizer(path)
+        else:
+            tok = build_text_tokenizer(cfg.text_tokenizer, fit_texts, cfg.text_vocab_size)
         if cfg.random_init:
             lm = AutoModelForCausalLM.from_config(
                 random_lm_config(cfg, len(tok)), attn_implementation=cfg.attn_implementation

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from drive_vla.data.labels import META_ACTIONS, meta_action_sentence
 from drive_vla.model.config import DEFAULT_EXPLAIN_QUESTION, ModelConfig
 from drive_vla.model.lm import build_lm
 from drive_vla.model.planner_head import PlannerHead
@@ -151,12 +152,19 @@ class DriveVLA(nn.Module):
         return ids, [bool(mask[k]) for k in token_steps(ids)]
 
     def _text_target(self, sample: Sample | None) -> tuple[str, str] | None:
-        """One (question, answer) of the sample: the explanation or a QA pair (random while training)."""
+        """One (question, answer) of the sample: the explanation or a QA pair (random while training).
+
+        The explanation answer starts with the sentence of the sample's meta-action ("Slow down and turn
+        left. ..."), so what the model says it does can be read back (labels.meta_action_from_text).
+        """
         if sample is None:
             return None
         options = []
         if sample.targets.explanation:
-            options.append((DEFAULT_EXPLAIN_QUESTION, sample.targets.explanation))
+            meta = sample.targets.meta_action
+            known = meta in META_ACTIONS  # a labels file may carry another vocabulary: no sentence then
+            answer = f"{meta_action_sentence(meta)} {sample.targets.explanation}" if known else sample.targets.explanation
+            options.append((DEFAULT_EXPLAIN_QUESTION, answer))
         options += [qa for qa in sample.targets.qa if qa[1].strip()]
         if not options:
             return None

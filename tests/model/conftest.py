@@ -26,8 +26,10 @@ from drive_vla.types import (
 TINY_YAML = Path(__file__).resolve().parents[2] / "configs" / "model" / "tiny.yaml"
 IMAGE_HW = (36, 64)
 
-# Shrinks configs/model/tiny.yaml to test size: hidden 32, 2 layers, 4 visual tokens, few bins.
+# Shrinks configs/model/tiny.yaml to test size: hidden 32, 2 layers, 4 visual tokens, few bins; the byte
+# text tokenizer, so a policy builds without fit texts (tests/model/test_text_tokenizer.py covers "corpus").
 TEST_OVERRIDES = (
+    "lm.text_tokenizer=byte",
     "lm.hidden_size=32",
     "lm.num_layers=2",
     "lm.num_heads=4",

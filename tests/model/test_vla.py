@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from drive_vla.config import ConfigError, load_config
+from drive_vla.data.datamodule import SampleDataset
 from drive_vla.model.config import LMConfig, ModelConfig, VisionConfig
 from drive_vla.model.vision import build_backbone
 from drive_vla.policy import DrivingPolicy
@@ -140,9 +141,12 @@ def test_shipped_configs_load():
     assert qwen.vocab_size == 151_936
 
 
-def test_tiny_config_has_a_few_million_parameters():
+def test_tiny_config_has_a_few_million_parameters(samples):
     cfg = load_config(ModelConfig, CONFIGS / "tiny.yaml")
-    counts = DrivingPolicy.build(cfg).model.num_parameters()
+    assert cfg.lm.text_tokenizer == "corpus"
+    with pytest.raises(ValueError, match=r"lm.text_tokenizer: 'corpus' needs fit_texts"):
+        DrivingPolicy.build(cfg)
+    counts = DrivingPolicy.build(cfg, fit_texts=SampleDataset(samples).texts()).model.num_parameters()
     assert 1e6 < counts["lm"] < 10e6
     assert counts["total"] == sum(counts[k] for k in ("vision", "state_encoder", "lm", "planner_head"))
 
