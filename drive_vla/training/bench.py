@@ -76,16 +76,18 @@ def synthetic_samples(n: int, image_hw: tuple[int, int], seed: int = 0) -> list:
 def _time_training(
     model_cfg: Any, recipe: Any, batch_size: int, steps: int, warmup: int, device: str, bf16: bool
 ) -> dict[str, Any]:
+    from drive_vla.data.datamodule import SampleDataset
     from drive_vla.policy import DrivingPolicy
     from drive_vla.training.module import DrivingModule
     from drive_vla.training.optim import build_optimizer
     from drive_vla.types import Batch
 
-    policy = DrivingPolicy.build(model_cfg)
+    samples = synthetic_samples(batch_size, tuple(model_cfg.vision.image_hw))
+    policy = DrivingPolicy.build(model_cfg, fit_texts=SampleDataset(samples).texts())
     net = policy.model.to(device).train()
     module = DrivingModule(net, recipe.loss, recipe.optim)
     optimizer = build_optimizer(net, recipe.optim)
-    batch = Batch.from_samples(synthetic_samples(batch_size, tuple(model_cfg.vision.image_hw)))
+    batch = Batch.from_samples(samples)
     seq = {}
     hook = net.lm.get_decoder().register_forward_pre_hook(
         lambda _m, _a, kw: seq.__setitem__("shape", tuple(kw["inputs_embeds"].shape[:2])), with_kwargs=True

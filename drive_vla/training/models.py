@@ -72,14 +72,26 @@ def resolve_model(cfg: TrainConfig) -> ResolvedModel:
     return ResolvedModel(kind, config)
 
 
-def build_policy(resolved: ResolvedModel, fit_trajectories: Sequence[Trajectory] | None) -> Any:
-    """The policy object (``save_pretrained``-able) of a run; reuses the ``init_from`` policy when there is one."""
+def build_policy(
+    resolved: ResolvedModel, fit_trajectories: Sequence[Trajectory] | None, fit_texts: Sequence[str] | None = None
+) -> Any:
+    """The policy object (``save_pretrained``-able) of a run; reuses the ``init_from`` policy when there is one.
+
+    Args:
+        resolved: the run's model identity.
+        fit_trajectories: training plans that fit the VLA's action tokenizer.
+        fit_texts: training texts that fit a "corpus" text tokenizer (``lm.text_tokenizer``).
+    """
     if resolved.policy is not None:
         return resolved.policy
     if resolved.kind == "vla":
         from drive_vla.policy import DrivingPolicy
 
-        return DrivingPolicy.build(resolved.config, fit_trajectories=list(fit_trajectories or []) or None)
+        return DrivingPolicy.build(
+            resolved.config,
+            fit_trajectories=list(fit_trajectories or []) or None,
+            fit_texts=None if fit_texts is None else list(fit_texts),
+        )
     from drive_vla.baselines.ego_mlp import EgoMLPPlanner
 
     return EgoMLPPlanner(resolved.config)

@@ -193,11 +193,11 @@ def train(
         raise TrainSetupError(str(exc)) from exc
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    fit_trajs = None
+    fit_trajs = fit_texts = None
     if resolved.policy is None and resolved.kind == "vla":
         idx = evenly_spaced(len(dm.train_set), cfg.data.fit_samples)
-        fit_trajs = dm.train_set.trajectories(idx)
-    policy = build_policy(resolved, fit_trajs)
+        fit_trajs, fit_texts = dm.train_set.trajectories(idx), dm.train_set.texts(idx)
+    policy = build_policy(resolved, fit_trajs, fit_texts)
     net = network_of(policy)
     try:
         frozen = freeze_modules(net, cfg.freeze)
@@ -283,7 +283,7 @@ def train(
         if cfg.checkpoint.export == "best" and best is not None and best.is_file():
             state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
         if sharded:
-            policy = build_policy(resolve_model(cfg), fit_trajs)
+            policy = build_policy(resolve_model(cfg), fit_trajs, fit_texts)
             net = network_of(policy)
             if cfg.lora.enabled:
                 apply_lora(net, cfg.lora)

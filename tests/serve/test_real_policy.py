@@ -39,7 +39,8 @@ def tiny_policy_dir(tmp_path_factory) -> Path:
     from drive_vla.policy import DrivingPolicy
 
     cfg = load_config(ModelConfig, REPO / "configs" / "model" / "tiny.yaml", TINY_MODEL_OVERRIDES)
-    return DrivingPolicy.build(cfg).save_pretrained(tmp_path_factory.mktemp("serve") / "tiny-policy")
+    # no data: tiny.yaml's "corpus" text tokenizer is fitted to the fixed prompt and label texts
+    return DrivingPolicy.build(cfg, fit_texts=[]).save_pretrained(tmp_path_factory.mktemp("serve") / "tiny-policy")
 
 
 def _check_plan(out: dict) -> None:

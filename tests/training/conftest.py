@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 from pathlib import Path
@@ -168,16 +169,23 @@ def tiny_model_config():
     from drive_vla.model.config import ModelConfig
     from drive_vla.training.config import deep_merge
 
-    return from_dict(ModelConfig, deep_merge(read_yaml(REPO / "configs" / "model" / "tiny.yaml"), TINY_MODEL))
+    # the byte text tokenizer, so tests can build it without data (training runs fit the "corpus" one)
+    byte_text = {"lm": {**TINY_MODEL["lm"], "text_tokenizer": "byte"}}
+    return from_dict(
+        ModelConfig, deep_merge(read_yaml(REPO / "configs" / "model" / "tiny.yaml"), {**TINY_MODEL, **byte_text})
+    )
 
 
 @pytest.fixture(scope="session")
 def tiny_policy_dir(tmp_path_factory, tiny_model_config, tiny_samples) -> Path:
     """An exported tiny DrivingPolicy (random weights), for recipes that start from init_from."""
+    from drive_vla.data.datamodule import SampleDataset
     from drive_vla.policy import DrivingPolicy
 
     out = tmp_path_factory.mktemp("policy") / "policy"
-    DrivingPolicy.build(tiny_model_config, [s.targets.trajectory for s in tiny_samples]).save_pretrained(out)
+    cfg = dataclasses.replace(tiny_model_config, lm=dataclasses.replace(tiny_model_config.lm, text_tokenizer="corpus"))
+    trajectories = [s.targets.trajectory for s in tiny_samples]
+    DrivingPolicy.build(cfg, trajectories, fit_texts=SampleDataset(tiny_samples).texts()).save_pretrained(out)
     return out
 
 

@@ -39,6 +39,16 @@ def test_exported_policy_loads_and_predicts(finished_run, tiny_val_samples):
     np.testing.assert_allclose(plans[0].trajectory.xy, again[0].trajectory.xy)
 
 
+def test_exported_text_tokenizer_is_fitted_to_the_training_texts(finished_run, tiny_samples):
+    cfg, result = finished_run
+    loaded = DrivingPolicy.from_pretrained(result.policy_dir)
+    assert loaded.config.lm.text_tokenizer == "corpus"
+    tok = loaded.model.text_tokenizer
+    assert tok.get_vocab() == result.policy.model.text_tokenizer.get_vocab()
+    text = tiny_samples[0].targets.explanation
+    assert len(tok.encode(text, add_special_tokens=False)) < len(text.encode()) / 3  # words, not bytes
+
+
 def test_best_checkpoint_is_what_was_exported(finished_run):
     _, result = finished_run
     summary = json.loads((result.run_dir / "summary.json").read_text())
