@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from drive_vla.data.labels import meta_action as meta_action_of_plan
+from drive_vla.data.labels import meta_action_from_text
 from drive_vla.eval.box_collision import path_headings
 from drive_vla.eval.language import meta_action_accuracy, rouge_l_f1
 from drive_vla.eval.occupancy import GROUP_CODE, AgentBoxes, category_group
@@ -61,7 +63,8 @@ class ModelOutput:
     xy: list[np.ndarray] = field(default_factory=list)  # N x (6, 2) LiDAR frame
     yaw_rad: list[np.ndarray] = field(default_factory=list)  # N x (6,) CCW from LiDAR +x
     failures: list[dict[str, Any]] = field(default_factory=list)
-    meta_actions: list[str | None] = field(default_factory=list)
+    meta_actions: list[str | None] = field(default_factory=list)  # what the plan (or its explanation) states
+    plan_meta_actions: list[str | None] = field(default_factory=list)  # labels.meta_action of the planned path
     texts: list[str | None] = field(default_factory=list)
     predict_s: float = 0.0
 
@@ -195,7 +198,9 @@ def run_openloop(
         reader: a NuScenesReader or any sequence of Samples (``len``, ``[i]``).
         batch_size: observations per ``predict_batch`` call (batches never span two scenes).
         max_samples: evaluate the first N samples only.
-        explain: also call ``planner.explain(obs)`` (where it exists) for the explanation text.
+        explain: also call ``planner.explain(obs)`` (where it exists) for the explanation text; the
+            meta-action its sentence states (labels.meta_action_from_text) is the plan's meta-action when
+            the plan carries none.
         heading: how predicted headings are obtained, see ego_plan_to_lidar.
         progress: called with (done, total) after each batch.
     """
@@ -235,13 +240,18 @@ def run_openloop(
                 try:
                     if isinstance(res, Exception):
                         raise res
-                    xy, yaw = ego_plan_to_lidar(_plan_poses(res), heading)
+                    poses = _plan_poses(res)
+                    xy, yaw = ego_plan_to_lidar(poses, heading)
                     text = getattr(res, "text", None)
+                    meta = getattr(res, "meta_action", None)
                     if explain and hasattr(planner, "explain"):
                         text = planner.explain(sample.observation)
+                        meta = meta or meta_action_from_text(text)
+                    speed = sample.observation.ego.speed_mps
                     out.xy.append(xy)
                     out.yaw_rad.append(yaw)
-                    out.meta_actions.append(getattr(res, "meta_action", None))
+                    out.meta_actions.append(meta)
+                    out.plan_meta_actions.append(meta_action_of_plan(speed, poses[:, :2], dt_s=STEP_DT_S))
                     out.texts.append(text)
                 except Exception as exc:  # noqa: BLE001
                     out.failures.append(
@@ -250,6 +260,7 @@ def run_openloop(
                     out.xy.append(np.full((NUM_STEPS, 2), np.nan))
                     out.yaw_rad.append(np.full(NUM_STEPS, np.nan))
                     out.meta_actions.append(None)
+                    out.plan_meta_actions.append(None)
                     out.texts.append(None)
         if progress is not None:
             progress(len(gt), n)
@@ -296,6 +307,8 @@ def model_report(run: OpenLoopRun, name: str, protocol: str | Sequence[str] = "a
     if any(out.meta_actions) or any(out.texts):
         report["language"] = {
             "meta_action": meta_action_accuracy(out.meta_actions, run.gt.meta_actions),
+            # the stated meta-action against the one of the planner's own path: does it say what it does?
+            "plan_consistency": meta_action_accuracy(out.meta_actions, out.plan_meta_actions),
             "explanation": rouge_l_f1(out.texts, run.gt.explanations),
         }
     report["timing"] = {

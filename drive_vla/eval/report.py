@@ -44,6 +44,7 @@ def language_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
         if not lang:
             continue
         meta, expl = lang["meta_action"], lang["explanation"]
+        consistency = lang.get("plan_consistency") or {}
         rows.append(
             {
                 "model": model,
@@ -51,6 +52,7 @@ def language_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
                 "speed acc": _fmt(meta["speed_accuracy"], 3),
                 "direction acc": _fmt(meta["direction_accuracy"], 3),
                 "meta pairs": meta["num_pairs"],
+                "plan consistency": _fmt(consistency.get("accuracy"), 3),
                 "ROUGE-L F1": _fmt(expl["rouge_l_f1"], 3),
                 "text pairs": expl["num_pairs"],
             }
@@ -77,7 +79,12 @@ def format_report(report: dict[str, Any]) -> str:
     )
     lang = language_rows(report)
     if lang:
-        lines += ["", format_table(lang)]
+        lines += [
+            "",
+            format_table(lang),
+            "  meta-action acc: stated meta-action (plan or explanation sentence) vs the label; plan consistency:"
+            " stated meta-action vs labels.meta_action of the planner's own trajectory",
+        ]
     for model, rep in report["models"].items():
         f = rep["failures"]
         if f["count"]:

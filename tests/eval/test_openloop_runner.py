@@ -9,6 +9,7 @@ import pytest
 
 from drive_vla.baselines import make_baseline
 from drive_vla.eval.openloop import NoValidSamplesError, compare, ego_plan_to_lidar, evaluate, run_openloop
+from drive_vla.eval.report import format_report, language_rows
 from drive_vla.geometry import NUSCENES_LIDAR2EGO
 from drive_vla.types import Plan, Trajectory
 
@@ -138,6 +139,35 @@ def test_language_metrics_against_labels(sample_factory, reader_factory):
     assert meta["accuracy"] == 0.5 and meta["direction_accuracy"] == 1.0 and meta["num_pairs"] == 2
     rouge = rep["language"]["explanation"]["rouge_l_f1"]
     assert 0.5 < rouge < 1.0  # one exact match (1.0), one partial (0.2: "ahead")
+
+
+def test_explained_meta_action_accuracy_and_plan_consistency(sample_factory, reader_factory):
+    class Explainer:  # plans carry no meta-action; its explanation sentence states one
+        def predict_batch(self, observations):
+            return make_baseline("constant_velocity").predict_batch(observations)
+
+        def explain(self, obs):
+            said = "Keep speed and go straight." if obs.ego.speed_mps < 6 else "Slow down and go straight."
+            return f"{said} The road ahead is clear."
+
+        def reset(self):
+            pass
+
+    samples = [
+        sample_factory("s0", speed_mps=5.0, meta_action="keep speed, straight", explanation="the road is clear"),
+        sample_factory("s1", speed_mps=8.0, meta_action="decelerate, straight", explanation="a car is braking"),
+    ]
+    report = compare({"vla": Explainer()}, reader_factory(samples), explain=True)
+    lang = report["models"]["vla"]["language"]
+    assert lang["meta_action"]["accuracy"] == 1.0 and lang["meta_action"]["num_pairs"] == 2
+    # its constant-velocity plans keep speed: the second explanation ("slow down") contradicts its own plan
+    assert lang["plan_consistency"]["accuracy"] == 0.5 and lang["plan_consistency"]["speed_accuracy"] == 0.5
+    assert lang["plan_consistency"]["direction_accuracy"] == 1.0
+    row = language_rows(report)[0]
+    assert row["meta-action acc"] == "1.000" and row["plan consistency"] == "0.500"
+    assert "plan consistency: stated meta-action vs labels.meta_action" in format_report(report)
+    without = compare({"vla": Explainer()}, reader_factory(samples), explain=False)["models"]["vla"]
+    assert "language" not in without  # no explanation asked, no meta-action stated
 
 
 def test_compare_runs_several_planners_on_one_read(sample_factory, reader_factory):
