@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenes", type=int, default=24, help="embedded scenes to generate (80 %% train, 20 %% val)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated dataset")
     parser.add_argument(
-        "--epochs", type=int, default=3, help="training epochs of the tiny VLA (the recipe itself has 8)"
+        "--epochs", type=int, default=None, help="training epochs of the tiny VLA (default: the recipe's 8)"
     )
     parser.add_argument("--suite", default="demo", help="closed-loop suite (configs/eval/closed_loop_<name>.yaml)")
     parser.add_argument("--workers", type=int, default=2, help="processes for dataset generation")
@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     data, runs = out / "data", out / "runs"
+    cache = out / "cache"  # decoded images shared by training and evaluation (the same 128x72 size)
     stages: list[dict] = []
     total = 6
     t_start = time.perf_counter()
@@ -101,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
         "configs/train/embedded_tiny.yaml",
         "--set",
         f"data.dataroot={data}",
+        "--set",
+        f"data.cache_dir={cache}",
         "--out",
         str(runs / "vla"),
     ]
@@ -128,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
         "--version",
         "v1.0-embedded",
     ]
-    evaluate += ["--split", "val", "--protocol", "all", "--explain", "--out", str(out / "eval")]
+    evaluate += ["--split", "val", "--protocol", "all", "--explain", "--cache-dir", str(cache)]
+    evaluate += ["--image-size", "128x72", "--out", str(out / "eval")]
     stage(4, "evaluate open-loop on the validation scenes (ST-P3 and UniAD protocols)", evaluate, "4_eval.log")
 
     drive = ["drive", "--policy", str(policy), "--baseline", "expert", "--baseline", "constant_velocity"]
@@ -148,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _ask(policy_dir: Path, data: Path, out: Path, log_path: Path) -> list[dict]:
     """Answer QUESTIONS about a few validation frames with the trained policy; write a figure per frame."""
+    from drive_vla.data.labels import meta_action_from_text
     from drive_vla.data.reader import NuScenesReader
     from drive_vla.policy import DrivingPolicy
     from drive_vla.viz.sample_figure import render_sample
@@ -169,7 +174,7 @@ def _ask(policy_dir: Path, data: Path, out: Path, log_path: Path) -> list[dict]:
                     "sample": sample.meta.token,
                     "question": q,
                     "answer": a,
-                    "meta_action": plan.meta_action,
+                    "meta_action": meta_action_from_text(a),
                     "label_meta_action": sample.targets.meta_action,
                     "label_explanation": sample.targets.explanation,
                 }
@@ -195,7 +200,9 @@ def _summary(out: Path, stages: list[dict], answers: list[dict], total_s: float)
                 row[f"{proto} coll. avg (%)"] = m[proto]["collision_pct"]["avg"]
         lang = m.get("language") or {}
         if (lang.get("meta_action") or {}).get("accuracy") is not None:
-            row["meta-action acc."] = lang["meta_action"]["accuracy"]
+            row["meta-action acc."] = lang["meta_action"]["accuracy"]  # stated in the explanation vs label
+        if (lang.get("plan_consistency") or {}).get("accuracy") is not None:
+            row["says what it plans"] = lang["plan_consistency"]["accuracy"]
         if (lang.get("explanation") or {}).get("rouge_l_f1") is not None:
             row["ROUGE-L"] = lang["explanation"]["rouge_l_f1"]
         open_rows.append(row)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -12,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from drive_vla.cli.args import parse_image_wh
+from drive_vla.data.labels import meta_action_from_text
 from drive_vla.model.config import DEFAULT_EXPLAIN_QUESTION as DEFAULT_QUESTION
 
 QUIT_WORDS = ("quit", "exit", "q")
@@ -153,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
     plan = policy.predict(obs)
     question = args.question
     answer = policy.explain(obs, question)
+    if plan.meta_action is None:  # the meta-action the answer states (labels' sentence rule)
+        plan = dataclasses.replace(plan, meta_action=meta_action_from_text(answer))
     if args.figure is not None:
         from drive_vla.viz.sample_figure import render_sample, render_sample_figure
 

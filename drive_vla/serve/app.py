@@ -8,6 +8,7 @@ drive loop), not over HTTP.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
@@ -21,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from drive_vla import geometry
+from drive_vla.data.labels import meta_action_from_text
 from drive_vla.serve.schemas import (
     ErrorResponse,
     ExplainRequest,
@@ -237,6 +239,8 @@ class PolicyService:
                 answer = self.policy.explain(obs, question)
                 if not isinstance(answer, str):
                     raise TypeError(f"policy.explain returned {type(answer).__name__}, expected str")
+                if plan.meta_action is None:  # the meta-action the answer states (labels' sentence rule)
+                    plan = dataclasses.replace(plan, meta_action=meta_action_from_text(answer))
             t2 = time.perf_counter()
         return plan, answer, {"wait": (t1 - t0) * 1e3, "policy": (t2 - t1) * 1e3}
 
