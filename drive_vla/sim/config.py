@@ -125,6 +125,12 @@ class DatasetConfig:
     annotation_range_m: float = 80.0  # agents farther than this from the ego are not annotated
     max_attempts: int = 4  # a scene whose expert run collides or stalls is re-drawn with another seed
     max_standstill_s: float = 15.0  # standing this long (not at the goal) counts as stalled (traffic gridlock)
+    # DART-style noise injection: in a random share of keyframe intervals the executed control is the
+    # expert's plus a zero-mean offset (steer, and throttle-or-brake), so the data shows the expert
+    # recovering from small lane and speed errors; labels stay what the expert then does.
+    perturb_prob: float = 0.25  # share of keyframe intervals driven with perturbed control
+    perturb_steer: float = 0.06  # max |steer offset| (canonical steer units, [-1, 1] = full lock)
+    perturb_pedal: float = 0.3  # max throttle (positive) or brake (negative) offset
     world: WorldConfig = field(default_factory=WorldConfig)
 
     def __post_init__(self) -> None:
@@ -134,3 +140,10 @@ class DatasetConfig:
             raise ValueError(f"dataset.val_fraction: got {self.val_fraction!r}, expected a fraction in [0, 1)")
         if self.max_attempts < 1:
             raise ValueError(f"dataset.max_attempts: got {self.max_attempts!r}, expected >= 1")
+        if not 0.0 <= self.perturb_prob <= 1.0:
+            raise ValueError(f"dataset.perturb_prob: got {self.perturb_prob!r}, expected a probability in [0, 1]")
+        if not (0.0 <= self.perturb_steer <= 1.0 and 0.0 <= self.perturb_pedal <= 1.0):
+            raise ValueError(
+                f"dataset.perturb_steer/perturb_pedal: got {self.perturb_steer!r}/{self.perturb_pedal!r}, "
+                "expected values in [0, 1]"
+            )

@@ -24,7 +24,7 @@ from drive_vla.sim.expert import ExpertDecision
 from drive_vla.sim.qa import build_qa
 from drive_vla.sim.scenarios import SCENARIOS
 from drive_vla.sim.world import Agent, EmbeddedWorld
-from drive_vla.types import FUTURE_STEPS, STEP_DT_S, EgoState
+from drive_vla.types import FUTURE_STEPS, STEP_DT_S, Control, EgoState
 
 TIME_ORIGIN_US = 1_700_000_000_000_000  # scene i starts at TIME_ORIGIN_US + i * SCENE_SPACING_US
 SCENE_SPACING_US = 10**9
@@ -57,14 +57,35 @@ class Episode:
     longest_standstill_s: float = 0.0  # longest time standing still away from the goal
 
 
+def perturbed(control: Control, steer_offset: float, pedal_offset: float) -> Control:
+    """The expert's control plus a steer offset and a throttle (> 0) or brake (< 0) offset, clipped."""
+    throttle, brake = control.throttle, control.brake
+    if pedal_offset >= 0.0:
+        throttle = min(1.0, throttle + pedal_offset) if brake == 0.0 else throttle
+        brake = max(0.0, brake - pedal_offset)
+    else:
+        brake = min(1.0, brake - pedal_offset)
+        throttle = 0.0
+    return Control(steer=float(np.clip(control.steer + steer_offset, -1.0, 1.0)), throttle=throttle, brake=brake)
+
+
 def record_episode(
-    world: EmbeddedWorld, scenario: str, seed: int, keyframes: int, image_wh: tuple[int, int] | None
+    world: EmbeddedWorld,
+    scenario: str,
+    seed: int,
+    keyframes: int,
+    image_wh: tuple[int, int] | None,
+    perturb: tuple[float, float, float] = (0.0, 0.0, 0.0),
 ) -> Episode:
     """Drive the expert for ``keyframes`` keyframes (+ FUTURE_STEPS more for labels) and record them.
 
-    With ``image_wh`` None no camera is rendered (for timing the simulation alone).
+    With ``image_wh`` None no camera is rendered (for timing the simulation alone). ``perturb`` =
+    (probability, max steer offset, max pedal offset) of noise injection per keyframe interval
+    (DatasetConfig.perturb_*); the noise is seeded by ``seed``.
     """
     world.reset(scenario, seed)
+    rng = np.random.default_rng(seed + 7919)
+    prob, max_steer, max_pedal = perturb
     frames: list[Frame] = []
     every = world.cfg.keyframe_every
     standstill = longest = 0.0
@@ -78,8 +99,10 @@ def record_episode(
                 frame.images = world.render(*image_wh)
         frames.append(frame)
         if k + 1 < keyframes + FUTURE_STEPS:
+            noisy = prob > 0.0 and rng.random() < prob
+            offsets = (rng.uniform(-max_steer, max_steer), rng.uniform(-max_pedal, max_pedal)) if noisy else None
             for _ in range(every):
-                world.step(None)
+                world.step(None if offsets is None else perturbed(world.expert_decision().control, *offsets))
                 standing = world.ego_speed_mps < 0.5 and not world.goal_reached
                 standstill = standstill + world.cfg.dt_s if standing else 0.0
                 longest = max(longest, standstill)
@@ -160,7 +183,8 @@ def _record_job(job: tuple) -> tuple:
     for attempt in range(cfg.max_attempts):
         attempts += 1
         s = training_seed(int(seed) + 1_000_003 * attempt)
-        episode = record_episode(world, scenario, s, cfg.keyframes_per_scene, image_wh)
+        perturb = (cfg.perturb_prob, cfg.perturb_steer, cfg.perturb_pedal)
+        episode = record_episode(world, scenario, s, cfg.keyframes_per_scene, image_wh, perturb)
         if episode.collision is None and episode.longest_standstill_s < cfg.max_standstill_s:
             break
     front = cfg.world.ego.center_ahead_m + cfg.world.ego.length_m / 2

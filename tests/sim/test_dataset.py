@@ -10,7 +10,15 @@ import pytest
 from drive_vla.data.labels import command_from_trajectory, meta_action
 from drive_vla.geometry import global_poses_to_local
 from drive_vla.sim.config import CameraConfig, DatasetConfig, WorldConfig
-from drive_vla.sim.dataset import future_poses, make_embedded, record_episode, sample_label, scene_plan, split_scenes
+from drive_vla.sim.dataset import (
+    future_poses,
+    make_embedded,
+    perturbed,
+    record_episode,
+    sample_label,
+    scene_plan,
+    split_scenes,
+)
 from drive_vla.sim.expert import ExpertDecision
 from drive_vla.sim.qa import build_qa
 from drive_vla.sim.world import Agent
@@ -154,3 +162,20 @@ def test_workers_write_the_same_dataset(tmp_path):
         version = root / "v1.0-embedded"
         out[workers] = [json.loads((version / name).read_text()) for name in ("ego_pose.json", "drive_vla_labels.json")]
     assert out[1] == out[2]
+
+
+def test_noise_injection_moves_the_ego_but_keeps_the_expert_labels(world):
+    """DART-style perturbation: executed control is noisy, the recorded decision stays the expert's."""
+    clean = record_episode(world, "highway", 11, keyframes=6, image_wh=None)
+    noisy = record_episode(world, "highway", 11, keyframes=6, image_wh=None, perturb=(1.0, 0.1, 0.3))
+    again = record_episode(world, "highway", 11, keyframes=6, image_wh=None, perturb=(1.0, 0.1, 0.3))
+    assert clean.frames[0].ego_pose == noisy.frames[0].ego_pose
+    lateral = [abs(a.ego_pose[1] - b.ego_pose[1]) for a, b in zip(clean.frames, noisy.frames)]
+    assert max(lateral) > 0.05  # the perturbation moved the ego off the expert's line
+    assert [f.ego_pose for f in noisy.frames] == [f.ego_pose for f in again.frames]  # seeded
+    for f in noisy.frames[: noisy.keyframes]:
+        assert f.decision is not None and -1.0 <= f.decision.control.steer <= 1.0
+    c = perturbed(Control(steer=0.95, throttle=0.5, brake=0.0), 0.2, -0.3)
+    assert (c.steer, c.throttle, c.brake) == (1.0, 0.0, 0.3)
+    c = perturbed(Control(steer=0.0, throttle=0.0, brake=0.5), -0.1, 0.2)
+    assert (c.steer, c.throttle) == (-0.1, 0.0) and c.brake == pytest.approx(0.3)
