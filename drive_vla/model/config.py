@@ -112,9 +112,11 @@ class PlannerHeadConfig:
         residual_to_constant_velocity: predict the correction to a constant-speed, straight-ahead
             extrapolation of the current ego speed instead of absolute waypoints (a prior that makes
             an untrained head start from the constant-velocity baseline).
-        ego_status: also feed the head the ego vector, past poses and command directly (a skip around
-            the LM, as VAD/BEV-Planner's ego-status input), so the plan does not depend on the LM
-            having learned to carry them through its state token.
+        ego_status: feed the head ego features directly (a skip around the LM, as VAD/BEV-Planner's
+            ego-status input): "none"; "longitudinal" (speed, longitudinal acceleration, past forward
+            positions and the command: no lateral feedback such as steer, yaw rate or past lateral
+            offsets, which a closed-loop drive would copy back into its own steering); "full" (the
+            whole ego vector and past poses).
     """
 
     kind: Literal["mlp", "gru"] = "mlp"
@@ -122,7 +124,7 @@ class PlannerHeadConfig:
     vae_latent: int = 0
     kl_weight: float = 1e-3
     residual_to_constant_velocity: bool = False
-    ego_status: bool = False
+    ego_status: Literal["none", "longitudinal", "full"] = "none"
 
 
 @dataclass

@@ -23,12 +23,16 @@ class PlannerHead(nn.Module):
 
     def __init__(self, cfg: PlannerHeadConfig, lm_hidden: int, steps: int = FUTURE_STEPS) -> None:
         super().__init__()
+        if cfg.ego_status not in ("none", "longitudinal", "full"):
+            raise ValueError(
+                f"planner_head.ego_status: got {cfg.ego_status!r}, expected 'none', 'longitudinal' or 'full'"
+            )
         self.cfg = cfg
         self.steps = steps
         w = cfg.hidden
         self.register_buffer("pose_scale", torch.tensor(POSE_SCALE), persistent=False)
         self.inp = nn.Sequential(nn.LayerNorm(lm_hidden), nn.Linear(lm_hidden, w), nn.GELU())
-        if cfg.ego_status:
+        if cfg.ego_status != "none":
             self.ego_in = nn.Sequential(nn.Linear(EGO_STATUS_DIM, w), nn.GELU(), nn.Linear(w, w), nn.GELU())
         if cfg.vae_latent > 0:
             self.prior = nn.Linear(w, 2 * cfg.vae_latent)
@@ -63,7 +67,7 @@ class PlannerHead(nn.Module):
             (poses (B, FUTURE_STEPS, 3) in metres/radians, KL (B,) or None).
         """
         x = self.inp(hidden)  # (B, W)
-        if self.cfg.ego_status:
+        if self.cfg.ego_status != "none":
             if ego_status is None:
                 raise ValueError(
                     "ego_status: got None, expected (B, EGO_STATUS_DIM) features (planner_head.ego_status)"

@@ -16,11 +16,25 @@ NUM_COMMANDS = 3
 EGO_STATUS_DIM = len(EGO_SCALE) + HISTORY_STEPS * 3 + NUM_COMMANDS
 
 
-def ego_status_features(ego: torch.Tensor, history: torch.Tensor, command: torch.Tensor) -> torch.Tensor:
-    """(B, 6) ego, (B, HISTORY_STEPS, 3) past poses, (B,) command -> (B, EGO_STATUS_DIM) inputs of order one."""
+LATERAL_EGO = (2, 3, 4)  # ay, yaw rate, steer in EgoState.as_vector
+LATERAL_HISTORY = (1, 2)  # past y, yaw
+
+
+def ego_status_features(
+    ego: torch.Tensor, history: torch.Tensor, command: torch.Tensor, lateral: bool = True
+) -> torch.Tensor:
+    """(B, 6) ego, (B, HISTORY_STEPS, 3) past poses, (B,) command -> (B, EGO_STATUS_DIM) inputs of order one.
+
+    With ``lateral`` False the lateral entries (ay, yaw rate, steer, past y and yaw) are zero.
+    """
     dtype = ego.dtype if ego.is_floating_point() else torch.float32
-    ego = ego.to(dtype) / ego.new_tensor(EGO_SCALE, dtype=dtype)
-    hist = (history.to(dtype) / history.new_tensor(HISTORY_SCALE, dtype=dtype)).flatten(1)
+    ego = ego.to(dtype) / ego.new_tensor(EGO_SCALE, dtype=dtype)  # (B, 6)
+    hist = history.to(dtype) / history.new_tensor(HISTORY_SCALE, dtype=dtype)  # (B, H, 3)
+    if not lateral:
+        ego, hist = ego.clone(), hist.clone()
+        ego[:, list(LATERAL_EGO)] = 0.0
+        hist[..., list(LATERAL_HISTORY)] = 0.0
+    hist = hist.flatten(1)
     onehot = nn.functional.one_hot(command.long(), NUM_COMMANDS).to(dtype)
     return torch.cat([ego, hist, onehot], dim=1)
 

@@ -113,7 +113,8 @@ class DriveVLA(nn.Module):
     def head_inputs(self, batch: Batch) -> dict[str, torch.Tensor]:
         """The planner head's inputs besides the hidden state: ego speed and ego-status features."""
         dev = self.device
-        feats = ego_status_features(batch.ego.to(dev), batch.history.to(dev), batch.command.to(dev))
+        lateral = self.cfg.planner_head.ego_status == "full"
+        feats = ego_status_features(batch.ego.to(dev), batch.history.to(dev), batch.command.to(dev), lateral)
         return {"speed_mps": batch.ego[:, 0].to(dev), "ego_status": feats}
 
     def embed(self, ids: torch.Tensor, visual: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
@@ -163,7 +164,9 @@ class DriveVLA(nn.Module):
         if sample.targets.explanation:
             meta = sample.targets.meta_action
             known = meta in META_ACTIONS  # a labels file may carry another vocabulary: no sentence then
-            answer = f"{meta_action_sentence(meta)} {sample.targets.explanation}" if known else sample.targets.explanation
+            answer = (
+                f"{meta_action_sentence(meta)} {sample.targets.explanation}" if known else sample.targets.explanation
+            )
             options.append((DEFAULT_EXPLAIN_QUESTION, answer))
         options += [qa for qa in sample.targets.qa if qa[1].strip()]
         if not options:

@@ -194,7 +194,7 @@ def test_planner_head_ego_status_input(tiny_config, samples):
     """With ego_status the head reads ego history directly: changing it changes the plan, and it gets gradients."""
     from drive_vla.model.state import EGO_STATUS_DIM, ego_status_features
 
-    model = DrivingPolicy.build(tiny_config("planner_head.ego_status=true", "output_mode=head")).model.eval()
+    model = DrivingPolicy.build(tiny_config("planner_head.ego_status=full", "output_mode=head")).model.eval()
     batch = Batch.from_samples(samples)
     feats = ego_status_features(batch.ego, batch.history, batch.command)
     assert feats.shape == (len(batch), EGO_STATUS_DIM) and torch.isfinite(feats).all()
@@ -204,6 +204,11 @@ def test_planner_head_ego_status_input(tiny_config, samples):
     assert not torch.allclose(base, moved)
     with pytest.raises(ValueError, match="ego_status"):
         model.planner_head(hidden)
+    longitudinal = ego_status_features(batch.ego, batch.history, batch.command, lateral=False)
+    steered = batch.ego.clone()
+    steered[:, 2:5] += 0.3  # ay, yaw rate, steer: lateral feedback the longitudinal status ignores
+    assert torch.equal(longitudinal, ego_status_features(steered, batch.history, batch.command, lateral=False))
+    assert not torch.equal(feats, ego_status_features(steered, batch.history, batch.command))
     model.train()
     model.losses(batch)["head_l1"].backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.planner_head.ego_in.parameters())
