@@ -125,9 +125,9 @@ class DatasetConfig:
     annotation_range_m: float = 80.0  # agents farther than this from the ego are not annotated
     max_attempts: int = 4  # a scene whose expert run collides or stalls is re-drawn with another seed
     max_standstill_s: float = 15.0  # standing this long (not at the goal) counts as stalled (traffic gridlock)
-    # DART-style noise injection: in a random share of keyframe intervals the executed control is the
-    # expert's plus a zero-mean offset (steer, and throttle-or-brake), so the data shows the expert
-    # recovering from small lane and speed errors; labels stay what the expert then does.
+    # DART-style noise injection, training scenes only: in a share of keyframe intervals the executed
+    # control is the expert's plus a zero-mean offset (steer, and throttle or brake), so the data shows
+    # the expert recovering from small lane and speed errors; labels stay what the expert then does.
     perturb_prob: float = 0.25  # share of keyframe intervals driven with perturbed control
     perturb_steer: float = 0.06  # max |steer offset| (canonical steer units, [-1, 1] = full lock)
     perturb_pedal: float = 0.3  # max throttle (positive) or brake (negative) offset

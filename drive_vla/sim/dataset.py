@@ -176,14 +176,17 @@ def scene_record(episode: Episode, name: str, index: int, image_wh: tuple[int, i
 
 
 def _record_job(job: tuple) -> tuple:
-    """Worker: record scene ``index`` (re-drawing the seed after a collision), return its record and labels."""
-    index, name, scenario, seed, cfg, image_wh = job
+    """Worker: record scene ``index`` (re-drawing the seed after a collision), return its record and labels.
+
+    ``noisy`` (training scenes) turns on the config's noise injection.
+    """
+    index, name, scenario, seed, cfg, image_wh, noisy = job
     world = _worker_world(cfg)
     attempts = 0
     for attempt in range(cfg.max_attempts):
         attempts += 1
         s = training_seed(int(seed) + 1_000_003 * attempt)
-        perturb = (cfg.perturb_prob, cfg.perturb_steer, cfg.perturb_pedal)
+        perturb = (cfg.perturb_prob, cfg.perturb_steer, cfg.perturb_pedal) if noisy else (0.0, 0.0, 0.0)
         episode = record_episode(world, scenario, s, cfg.keyframes_per_scene, image_wh, perturb)
         if episode.collision is None and episode.longest_standstill_s < cfg.max_standstill_s:
             break
@@ -293,7 +296,10 @@ def make_embedded(
     image_wh = (int(image_wh[0]), int(image_wh[1]))
     plan = scene_plan(scenes, seed, scenario_types)
     names = [scene_name(i) for i in range(scenes)]
-    jobs = [(i, names[i], sc, s, cfg, image_wh) for i, (sc, s) in enumerate(plan)]
+    splits = split_scenes(names, seed, cfg.val_fraction)
+    val_names = set(splits.get("val", []))
+    # noise injection only in training scenes: validation stays clean expert driving
+    jobs = [(i, names[i], sc, s, cfg, image_wh, names[i] not in val_names) for i, (sc, s) in enumerate(plan)]
     t0 = time.perf_counter()
     summary = {"collisions": 0, "stalled": 0, "goals": 0, "redrawn": 0, "scenarios": {}}
     samples = 0
@@ -305,7 +311,6 @@ def make_embedded(
                 samples = _write_all(writer, results, scenes, summary, progress)
         else:
             samples = _write_all(writer, map(_record_job, jobs), scenes, summary, progress)
-        splits = split_scenes(names, seed, cfg.val_fraction)
         writer.finish(splits)
     return {
         "dataroot": str(out_dir),
