@@ -11,7 +11,7 @@ import torch
 
 from drive_vla.config import load_config, save_config
 from drive_vla.model.config import DEFAULT_EXPLAIN_QUESTION, ModelConfig
-from drive_vla.model.lm import build_lm, load_saved_lm, save_lm_config
+from drive_vla.model.lm import load_saved_lm, save_lm_config
 from drive_vla.model.vla import DriveVLA
 from drive_vla.types import Batch, Observation, Plan, Trajectory
 
@@ -89,11 +89,7 @@ class DrivingPolicy:
         """
         action = make_action_tokenizer(cfg, fit_trajectories)
         texts = None if fit_texts is None else [*fixed_texts(cfg), *fit_texts]
-        lm, text_tokenizer = build_lm(cfg.lm, fit_texts=texts)
-        model = DriveVLA(cfg, lm, text_tokenizer, action, make_control_tokenizer(cfg))
-        if cfg.dtype == "bfloat16":
-            model.to(torch.bfloat16)
-        return cls(model, cfg)
+        return cls(DriveVLA.build(cfg, action, make_control_tokenizer(cfg), fit_texts=texts), cfg)
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> DrivingPolicy:

@@ -19,6 +19,20 @@ from drive_vla.model.config import VisionConfig
 from drive_vla.types import CAMERA_NAMES
 
 
+def _drop_stages_after_feature(model: nn.Module) -> None:
+    """Cut the blocks after the requested feature map from MobileNet-style ``features_only`` models.
+
+    timm's MobileNetV3/LCNet feature extractors run every block even when an earlier stage is asked for
+    (``feature_index=-2``); those blocks would cost time and hold parameters that never get gradients.
+    """
+    blocks = getattr(model, "blocks", None)
+    if not isinstance(blocks, nn.Sequential) or getattr(model, "feature_hooks", None) is not None:
+        return
+    parts = [name.split(".") for name in model.feature_info.module_name()]
+    if parts and all(len(p) >= 2 and p[0] == "blocks" and p[1].isdigit() for p in parts):
+        model.blocks = blocks[: max(int(p[1]) for p in parts) + 1]
+
+
 def build_backbone(cfg: VisionConfig) -> nn.Module:
     """A timm ``features_only`` backbone with random weights, or weights from ``cfg.weights_path``.
 
@@ -37,6 +51,7 @@ def build_backbone(cfg: VisionConfig) -> nn.Module:
             f"(timm.list_models() lists all {len(timm.list_models())})"
         )
     model = timm.create_model(cfg.backbone, pretrained=False, features_only=True, out_indices=(cfg.feature_index,))
+    _drop_stages_after_feature(model)
     if cfg.weights_path:
         path = Path(cfg.weights_path)
         if not path.is_file():

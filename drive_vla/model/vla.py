@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -78,9 +79,16 @@ class DriveVLA(nn.Module):
             lm.resize_token_embeddings(self.layout.vocab_size, mean_resizing=False)
 
     @classmethod
-    def build(cls, cfg: ModelConfig, action_tokenizer: Any, control_tokenizer: Any | None = None) -> DriveVLA:
-        """Build the LM as ``cfg.lm`` says (offline) and the rest with random weights."""
-        lm, text_tokenizer = build_lm(cfg.lm)
+    def build(
+        cls,
+        cfg: ModelConfig,
+        action_tokenizer: Any,
+        control_tokenizer: Any | None = None,
+        fit_texts: Iterable[str] | None = None,
+    ) -> DriveVLA:
+        """Build the LM as ``cfg.lm`` says (offline; a "corpus" text tokenizer is fitted on ``fit_texts``)
+        and the rest with random weights."""
+        lm, text_tokenizer = build_lm(cfg.lm, fit_texts=fit_texts)
         model = cls(cfg, lm, text_tokenizer, action_tokenizer, control_tokenizer)
         if cfg.dtype == "bfloat16":
             model.to(torch.bfloat16)
