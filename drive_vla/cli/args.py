@@ -17,5 +17,5 @@ def parse_image_wh(text: str, name: str = "--image-size") -> tuple[int, int]:
     except ValueError:
         w = h = -1
     if not (1 <= w <= 8192 and 1 <= h <= 8192):
-        raise ImageSizeError(f"{name}: got {text!r}, expected WIDTHxHEIGHT such as 256x144 ")
+        raise ImageSizeError(f"{name}: got {text!r}, expected WIDTHxHEIGHT such as 256x144")
     return w, h

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from drive_vla.data.labels import language_texts
 from drive_vla.types import Batch, Sample
 
 
@@ -64,9 +65,7 @@ class SampleDataset(Dataset):
         out: list[str] = []
         for p in positions:
             sample = self[p]
-            qa = [t for pair in sample.targets.qa for t in pair]
-            texts = [sample.observation.instruction, sample.targets.explanation or "", *qa]
-            out += [t for t in texts if t and t.strip()]
+            out += language_texts(sample.observation.instruction, sample.targets.explanation, sample.targets.qa)
         return out
 
     def __getitem__(self, i: int) -> Sample:

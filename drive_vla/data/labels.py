@@ -6,6 +6,8 @@ all call them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from drive_vla.types import Command
@@ -82,6 +84,13 @@ def meta_action(speed_now_mps: float, future_xy: np.ndarray, mask: np.ndarray | 
 def instruction_for_command(command: Command | int | str) -> str:
     """A default instruction sentence for a navigation command."""
     return INSTRUCTIONS[Command.parse(command)]
+
+
+def language_texts(instruction: str, explanation: str | None, qa: Sequence[tuple[str, str]]) -> list[str]:
+    """The language of one sample as a flat list: instruction, explanation, then each QA question and
+    answer; empty strings are left out (e.g. to fit a text tokenizer)."""
+    texts = [instruction, explanation or "", *(t for pair in qa for t in pair)]
+    return [t for t in texts if t and t.strip()]
 
 
 def _split_meta_action(meta: str) -> tuple[str, str]:

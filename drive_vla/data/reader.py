@@ -226,8 +226,7 @@ class NuScenesReader:
             traj = self.future(i)
             instruction = label_rules.instruction_for_command(label_rules.command_from_trajectory(traj.xy, traj.mask))
         qa = qa_pairs(label) + [(q, a) for q, a in self.index.qa.get(self.tokens[i], [])]
-        out = [instruction, label.get("explanation") or "", *(t for pair in qa for t in pair)]
-        return [t for t in out if t and t.strip()]
+        return label_rules.language_texts(instruction, label.get("explanation"), qa)
 
     def ego_state(self, i: int) -> EgoState:
         speed, ax, ay, yaw_rate, steer = (float(v) for v in self.index.ego[i])

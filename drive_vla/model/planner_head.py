@@ -23,10 +23,6 @@ class PlannerHead(nn.Module):
 
     def __init__(self, cfg: PlannerHeadConfig, lm_hidden: int, steps: int = FUTURE_STEPS) -> None:
         super().__init__()
-        if cfg.ego_status not in ("none", "longitudinal", "full"):
-            raise ValueError(
-                f"planner_head.ego_status: got {cfg.ego_status!r}, expected 'none', 'longitudinal' or 'full'"
-            )
         self.cfg = cfg
         self.steps = steps
         w = cfg.hidden

@@ -7,6 +7,7 @@ from typing import Any
 
 BYTE_TOKENIZER_SPECIALS = ("<pad>", "<s>", "</s>", "<unk>")
 TEXT_TOKENIZERS: tuple[str, ...] = ("byte", "corpus")
+MIN_TEXT_VOCAB = 256 + len(BYTE_TOKENIZER_SPECIALS)  # every byte symbol and the specials
 
 
 def _wrap(core: Any) -> Any:
@@ -52,9 +53,10 @@ def corpus_tokenizer(texts: Iterable[str], vocab_size: int = 1024) -> Any:
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    floor = 256 + len(BYTE_TOKENIZER_SPECIALS)
-    if vocab_size < floor:
-        raise ValueError(f"lm.text_vocab_size: got {vocab_size}, expected >= {floor} (byte symbols and specials)")
+    if vocab_size < MIN_TEXT_VOCAB:
+        raise ValueError(
+            f"lm.text_vocab_size: got {vocab_size}, expected >= {MIN_TEXT_VOCAB} (byte symbols and specials)"
+        )
     # Sorted input makes the fit independent of the caller's order (the trainer breaks count ties by pair).
     corpus = sorted(t for t in texts if t)
     core = Tokenizer(models.BPE(unk_token="<unk>"))

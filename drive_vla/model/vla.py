@@ -118,11 +118,15 @@ class DriveVLA(nn.Module):
         state = self.state_encoder(batch.ego.to(dev), batch.history.to(dev), batch.command.to(dev))  # (B, S, H)
         return vis.to(self.dtype), state.to(self.dtype)
 
-    def head_inputs(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """The planner head's inputs besides the hidden state: ego speed and ego-status features."""
+    def head_inputs(self, batch: Batch) -> dict[str, torch.Tensor | None]:
+        """The planner head's inputs besides the hidden state: ego speed and, when the head reads them
+        (``planner_head.ego_status``), the ego-status features."""
         dev = self.device
-        lateral = self.cfg.planner_head.ego_status == "full"
-        feats = ego_status_features(batch.ego.to(dev), batch.history.to(dev), batch.command.to(dev), lateral)
+        kind = self.cfg.planner_head.ego_status
+        feats = None
+        if kind != "none":
+            ego, history, command = batch.ego.to(dev), batch.history.to(dev), batch.command.to(dev)
+            feats = ego_status_features(ego, history, command, lateral=kind == "full")
         return {"speed_mps": batch.ego[:, 0].to(dev), "ego_status": feats}
 
     def embed(self, ids: torch.Tensor, visual: torch.Tensor, state: torch.Tensor) -> torch.Tensor:

@@ -204,6 +204,8 @@ def test_planner_head_ego_status_input(tiny_config, samples):
     assert not torch.allclose(base, moved)
     with pytest.raises(ValueError, match="ego_status"):
         model.planner_head(hidden)
+    with pytest.raises(ValueError, match="planner_head.ego_status: got 'lateral'"):
+        dataclasses.replace(model.cfg.planner_head, ego_status="lateral")
     longitudinal = ego_status_features(batch.ego, batch.history, batch.command, lateral=False)
     steered = batch.ego.clone()
     steered[:, 2:5] += 0.3  # ay, yaw rate, steer: lateral feedback the longitudinal status ignores
