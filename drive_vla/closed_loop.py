@@ -13,7 +13,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import random
+import sys
 import time
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +53,9 @@ class DriveLoopConfig:
         explain_every_s: ask the planner for an explanation at most this often (0 = never).
         save_frames_every_s: save the observation for `drive-vla explain --episode` this often (0 = never).
         strip_every_s: save a front-camera PNG for the episode strip this often (0 = never).
+        seed: when set, Python's, NumPy's and torch's global generators are seeded at the start of every
+            route from (seed, scenario, route seed) (`route_seed`), so a run does not depend on what ran
+            before it; None leaves them alone.
     """
 
     policy_hz: float = 2.0
@@ -59,6 +65,7 @@ class DriveLoopConfig:
     explain_every_s: float = 5.0
     save_frames_every_s: float = 2.0
     strip_every_s: float = 2.0
+    seed: int | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.policy_hz <= 100.0:
@@ -75,6 +82,21 @@ class EpisodeResult:
     score: dict[str, Any]
     steps: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+
+
+def route_seed(run_seed: int, scenario: str, seed: int) -> int:
+    """A 32-bit seed for one route of a run (CRC32 of the scenario name: no dependence on PYTHONHASHSEED)."""
+    state = np.random.SeedSequence([int(run_seed), zlib.crc32(scenario.encode()), int(seed)]).generate_state(1)
+    return int(state[0])
+
+
+def seed_global_rngs(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global generator and, when it is loaded, torch (CPU and CUDA)."""
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - third-party code may draw from the legacy global generator
+    torch = sys.modules.get("torch")  # a planner that uses torch has imported it; do not import it for others
+    if torch is not None:
+        torch.manual_seed(seed)
 
 
 def _finite_plan(plan: Any) -> Plan:
@@ -158,6 +180,8 @@ def run_episode(
     if out is not None:
         (out / "frames").mkdir(parents=True, exist_ok=True)
 
+    if cfg.seed is not None:
+        seed_global_rngs(route_seed(cfg.seed, scenario, seed))
     planner.reset()
     controller.reset()
     t_start = time.perf_counter()

@@ -40,6 +40,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=2000, help="CARLA server port (--env carla)")
     parser.add_argument("--town", default=None, help="CARLA town (--env carla; default: the suite's scenario)")
     parser.add_argument("--no-report", action="store_true", help="skip the per-route HTML reports")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="run seed: Python, NumPy and torch are seeded per route from (seed, route), so runs repeat exactly",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (results repeat exactly for the same value; float sums depend on it)",
+    )
+    parser.add_argument(
+        "--bootstrap-resamples", type=int, default=10_000, help="resamples of the 95%% confidence intervals"
+    )
 
 
 def parse_wh(text: str | None) -> tuple[int, int] | None:
@@ -57,6 +72,10 @@ def _agents(args: argparse.Namespace):
             raise ValueError(f"--policy: {d} is not a directory (expected an exported policy)")
 
         def load(env, d=d):
+            from drive_vla.baselines.ego_mlp import CONFIG_FILE, load_ego_mlp
+
+            if (Path(d) / CONFIG_FILE).is_file():  # an exported ego MLP drives through its waypoints
+                return load_ego_mlp(d), make_controller("pid")
             from drive_vla.policy import DrivingPolicy
 
             return DrivingPolicy.from_pretrained(d), make_controller(args.controller)
@@ -114,21 +133,36 @@ def write_strip(route_dir: Path, max_frames: int = 8) -> Path | None:
     return path
 
 
+def _fix_torch(threads: int) -> None:
+    """Fixed torch threads and deterministic kernels, so the same policy drives the same way twice."""
+    if threads < 1:
+        raise ValueError(f"--threads: got {threads}, expected >= 1")
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.benchmark = False
+
+
 def run(args: argparse.Namespace) -> int:
     from drive_vla.benchmarking import format_table
     from drive_vla.closed_loop import DriveLoopConfig, run_episode
+    from drive_vla.eval.bootstrap import format_ci, route_cis
     from drive_vla.eval.closed_loop_scoring import summarize_routes
     from drive_vla.suites import load_suite
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.policy:
+        _fix_torch(args.threads)
     suite = load_suite(args.suite)
     if suite.env != args.env:
         raise ValueError(f"--suite {suite.name}: its routes are for env {suite.env!r}, not --env {args.env!r}")
     routes = suite.routes[: args.max_routes] if args.max_routes else suite.routes
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    loop_cfg = DriveLoopConfig(policy_hz=args.policy_hz, max_time_s=suite.max_time_s)
-    rows, report = [], {"suite": suite.name, "env": args.env, "held_out": suite.held_out, "models": {}}
+    loop_cfg = DriveLoopConfig(policy_hz=args.policy_hz, max_time_s=suite.max_time_s, seed=args.seed)
+    rows, ci_lines = [], []
+    report = {"suite": suite.name, "env": args.env, "held_out": suite.held_out, "seed": args.seed, "models": {}}
     for label, factory in _agents(args):
         env = None
         try:
@@ -156,7 +190,18 @@ def run(args: argparse.Namespace) -> int:
             if env is not None:
                 env.close()
         total = summarize_routes(records, [r.route_id for r in routes])
-        report["models"][label] = {**total, "episodes": summaries}
+        # 95 % percentile-bootstrap intervals of the means over routes (a route that did not run counts 0).
+        by_id = {s["route_id"]: s for s in summaries}
+        per_route = {
+            k: [float(by_id.get(r.route_id, {}).get(k) or 0.0) for r in routes]
+            for k in ("driving_score", "route_completion", "collisions")
+        }
+        ci = route_cis(per_route, resamples=args.bootstrap_resamples)
+        report["models"][label] = {**total, "ci95": ci, "episodes": summaries}
+        ci_lines.append(
+            f"  {label:<20} DS {format_ci(ci['driving_score'])}  RC {format_ci(ci['route_completion'])}  "
+            f"collisions/route {format_ci(ci['collisions'], 2)}"
+        )
         steps_per_s = [s["env_steps_per_s"] for s in summaries if s.get("env_steps_per_s")]
         policy_ms = [s["policy_ms_p50"] for s in summaries if s.get("policy_ms_p50")]
         rows.append(
@@ -177,6 +222,8 @@ def run(args: argparse.Namespace) -> int:
         f"\nclosed-loop suite {suite.name!r} ({len(routes)} routes, env {args.env}; scores in %, CARLA leaderboard rules)"
     )
     print(table)
+    print(f"means over routes with 95% bootstrap confidence intervals ({args.bootstrap_resamples} resamples):")
+    print("\n".join(ci_lines))
     report["table"] = rows
     (out / "drive_report.json").write_text(json.dumps(report, indent=2, default=str) + "\n")
     (out / "drive_report.md").write_text(table + "\n")
