@@ -18,7 +18,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="override a recipe field (repeatable), e.g. --set trainer.max_steps=50 --set data.batch_size=2",
     )
     parser.add_argument("--out", required=True, help="run folder, e.g. runs/embedded_tiny")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --out from its last checkpoint (a DAgger recipe always resumes after its last "
+        "completed round)",
+    )
     parser.add_argument("--print-config", action="store_true", help="print the resolved recipe and exit")
 
 
@@ -39,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
 
     from drive_vla.training.run import TrainSetupError, train
 
+    if cfg.dagger.rounds > 0:
+        return _run_dagger(cfg, Path(args.out))
     try:
         result = train(cfg, Path(args.out), resume=args.resume)
     except TrainSetupError as exc:  # bad input found before training: config, data, labels, resume
@@ -48,5 +55,20 @@ def run(args: argparse.Namespace) -> int:
     if val:
         print("validation: " + ", ".join(f"{k}={v:.3f}" for k, v in sorted(val.items())))
     print(f"checkpoint: {result.last_checkpoint}")
+    print(f"policy exported to {result.policy_dir}")
+    return 0
+
+
+def _run_dagger(cfg, out: Path) -> int:
+    """The recipe's DAgger rounds; a re-run with the same --out resumes after the last completed round."""
+    from drive_vla.training.dagger import METRICS_FILE, run_dagger
+    from drive_vla.training.run import TrainSetupError
+
+    try:
+        result = run_dagger(cfg, out)
+    except TrainSetupError as exc:
+        print(f"drive-vla train: {exc}", file=sys.stderr)
+        return 2
+    print(f"per-round metrics: {out / METRICS_FILE}")
     print(f"policy exported to {result.policy_dir}")
     return 0

@@ -160,6 +160,12 @@ class DriveDataModule(L.LightningDataModule):
         max_val_samples: keep only this many validation samples (0 = all).
         train: Samples to train on instead of a reader (tests, in-memory data).
         val: Samples to validate on instead of a reader.
+        extra_train: more nuScenes-format training sources, (dataroot, version, split) each, read after
+            the main one (e.g. the on-policy scenes of earlier DAgger rounds); they share ``image_hw``,
+            ``cache_dir`` and ``qa_file``.
+
+    Every source is opened with ``PlanLabelledReader``: a sample with an expert-plan label trains on
+    that plan (see ``drive_vla.data.expert_plans``); every other sample reads as with ``NuScenesReader``.
     """
 
     def __init__(
@@ -179,10 +185,15 @@ class DriveDataModule(L.LightningDataModule):
         max_val_samples: int = 0,
         train: Sequence[Sample] | None = None,
         val: Sequence[Sample] | None = None,
+        extra_train: Sequence[tuple[str, str, str]] = (),
     ) -> None:
         super().__init__()
         if train is None and not dataroot:
             raise ValueError("dataroot: got '', expected a dataset folder (or pass train=Samples)")
+        for i, extra in enumerate(extra_train):
+            if not isinstance(extra, (tuple, list)) or len(extra) != 3 or not all(isinstance(x, str) for x in extra):
+                raise ValueError(f"extra_train[{i}]: got {extra!r}, expected (dataroot, version, split) strings")
+        self.extra_train = [tuple(e) for e in extra_train]
         self.dataroot, self.version = dataroot, version
         self.train_split, self.val_split = train_split, val_split
         self.image_hw, self.cache_dir, self.qa_file = image_hw, cache_dir, qa_file
@@ -192,13 +203,13 @@ class DriveDataModule(L.LightningDataModule):
         self.train_set: SampleDataset | None = None
         self.val_set: SampleDataset | None = None
 
-    def _reader(self, split: str) -> Sequence[Sample]:
-        from drive_vla.data.reader import NuScenesReader
+    def _reader(self, split: str, dataroot: str = "", version: str = "") -> Sequence[Sample]:
+        from drive_vla.data.expert_plans import PlanLabelledReader
 
-        return NuScenesReader(
-            self.dataroot,
-            self.version,
-            split=split,
+        return PlanLabelledReader(
+            dataroot or self.dataroot,
+            version or self.version,
+            split=split or None,
             image_hw=tuple(self.image_hw) if self.image_hw else None,
             cache_dir=self.cache_dir or None,
             qa_file=self.qa_file or None,
@@ -208,6 +219,10 @@ class DriveDataModule(L.LightningDataModule):
         """Open the splits (idempotent)."""
         if self.train_set is None:
             src = self._train_src if self._train_src is not None else self._reader(self.train_split)
+            if self.extra_train:
+                from drive_vla.data.concat import ConcatSamples
+
+                src = ConcatSamples([src, *(self._reader(s, root, v) for root, v, s in self.extra_train)])
             self.train_set = SampleDataset(src, evenly_spaced(len(src), self.max_train_samples))
             if len(self.train_set) == 0:
                 raise ValueError(f"train split {self.train_split!r}: got 0 samples, expected at least one")

@@ -8,11 +8,33 @@ from pathlib import Path
 from typing import Any, Literal
 
 from drive_vla.config import ConfigError, load_config
+from drive_vla.training.dagger_config import DaggerConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOSS_KEYS: tuple[str, ...] = ("waypoint_ce", "control_ce", "text_ce", "head_l1", "head_kl")
 LABEL_KINDS: tuple[str, ...] = ("qa", "explanation", "control", "meta_action")
 STAGES: tuple[str, ...] = ("align", "instruct", "plan", "baseline")
+
+
+@dataclass
+class DataSource:
+    """One more nuScenes-format training source (read with the main one's image size, cache and QA file).
+
+    Attributes:
+        dataroot: data root (relative paths resolve like ``data.dataroot``).
+        version: dataset version folder.
+        split: split whose scenes are used ("" = every scene).
+    """
+
+    dataroot: str = ""
+    version: str = "v1.0-embedded"
+    split: str = "train"
+
+    def __post_init__(self) -> None:
+        if not self.dataroot:
+            raise ValueError("data.extra_train[].dataroot: got '', expected a dataset folder")
+        if not self.version:
+            raise ValueError(f"data.extra_train[].version: got '' for {self.dataroot!r}, expected a version folder")
 
 
 @dataclass
@@ -36,6 +58,7 @@ class DataConfig:
         require_labels: labels the stage needs ("qa", "explanation", "control", "meta_action"); checked
             before any work.
         label_probe: samples probed per split for ``require_labels``.
+        extra_train: more training sources, read after the main train split (e.g. DAgger rounds' scenes).
     """
 
     dataroot: str = "datasets/embedded"
@@ -53,6 +76,7 @@ class DataConfig:
     fit_samples: int = 2048
     require_labels: list[str] = field(default_factory=list)
     label_probe: int = 32
+    extra_train: list[DataSource] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         unknown = [x for x in self.require_labels if x not in LABEL_KINDS]
@@ -261,6 +285,7 @@ class TrainConfig:
         trainer: length, devices, precision, strategy.
         checkpoint: checkpoints and export.
         logging: loggers.
+        dagger: on-policy rounds after this stage (``drive-vla train`` runs them when ``dagger.rounds`` > 0).
     """
 
     stage: Literal["align", "instruct", "plan", "baseline"] = "plan"
@@ -275,6 +300,7 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    dagger: DaggerConfig = field(default_factory=DaggerConfig)
 
     def __post_init__(self) -> None:
         if self.init_from and (self.model.path or self.model.overrides):

@@ -77,6 +77,14 @@ def _datamodule(cfg: TrainConfig, train: Sequence[Sample] | None, val: Sequence[
                 f"data.qa_file: {d.qa_file} does not exist, expected a DriveLM-style QA JSON (or data.qa_file='' "
                 "for a stage that needs no QA)"
             )
+    extra = []
+    for i, src in enumerate(d.extra_train):
+        root = resolve_path(src.dataroot)
+        if not (root / src.version).is_dir():
+            raise ConfigError(
+                f"data.extra_train[{i}]: {root}/{src.version} does not exist, expected a nuScenes-format dataset"
+            )
+        extra.append((str(root), src.version, src.split))
     return DriveDataModule(
         dataroot=dataroot,
         version=d.version,
@@ -93,6 +101,7 @@ def _datamodule(cfg: TrainConfig, train: Sequence[Sample] | None, val: Sequence[
         max_val_samples=d.max_val_samples,
         train=train,
         val=val,
+        extra_train=extra,
     )
 
 
