@@ -318,6 +318,7 @@ class CarlaEnv:
                 command_for_road_option(target.option),
                 instruction_for_road_option(target.option, cfg.instruction_style),
                 t,
+                target.in_ego_frame(pose[:2], pose[2]),
             )
         completion, off_route = self._progress.update(pose[:2])
         collisions = self._events["collision"]

@@ -193,8 +193,12 @@ def build_observation(
     command: Command,
     instruction: str,
     timestamp_s: float,
+    route_target: np.ndarray | None = None,
 ) -> Observation:
-    """An Observation with the camera calibration of the rig (validated by Observation itself)."""
+    """An Observation with the camera calibration of the rig (validated by Observation itself).
+
+    ``route_target``: (ROUTE_TARGET_POINTS, 2) the route planner's next points in the ego frame, or None.
+    """
     return Observation(
         images=dict(images),
         intrinsics=dict(intrinsics),
@@ -204,6 +208,7 @@ def build_observation(
         command=command,
         instruction=instruction,
         timestamp_s=float(timestamp_s),
+        route_target=None if route_target is None else np.asarray(route_target, dtype=np.float32),
     )
 
 

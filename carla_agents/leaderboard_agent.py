@@ -36,7 +36,6 @@ from carla_agents.route import (
     instruction_for_road_option,
     resolve_heading,
     route_from_gps_plan,
-    target_in_ego_frame,
 )
 from carla_agents.sensor_rig import rig_calibration, sensor_specs, validate_sensor_spec
 from drive_vla.types import Command, Control, Plan
@@ -256,10 +255,11 @@ class DriveVLAAgent(AutonomousAgent):
         pose = np.array([xy[0], xy[1], yaw])
 
         if self.route.empty:
-            option, target_ego = RoadOption.LANEFOLLOW, None
+            option, target_ego, route_target = RoadOption.LANEFOLLOW, None, None
         else:
             target = self.route.run_step(xy)
-            option, target_ego = target.option, target_in_ego_frame(target.xy, xy, yaw)
+            option, route_target = target.option, target.in_ego_frame(xy, yaw)
+            target_ego = route_target[0]
         command: Command = command_for_road_option(option)
         instruction = instruction_for_road_option(option, cfg.instruction_style)
         ego = ego_state_from_sensors(readings.speed_mps, readings.imu, self._last_control.steer)
@@ -269,7 +269,15 @@ class DriveVLAAgent(AutonomousAgent):
         new_plan = self._plan is None or t - self._last_policy_t >= 1.0 / cfg.policy_hz - 1e-6
         if new_plan:
             obs = build_observation(
-                readings.images, self._intrinsics, self._extrinsics, ego, history, command, instruction, t
+                readings.images,
+                self._intrinsics,
+                self._extrinsics,
+                ego,
+                history,
+                command,
+                instruction,
+                t,
+                route_target,
             )
             plan = self._predict(obs)
             self._plan, self._plan_frame, self._last_policy_t = plan, self.step_count, t

@@ -4,7 +4,7 @@ Frames used here:
     carla   CARLA world: x east, y SOUTH (north is (0, -1, 0)), left-handed, yaw clockwise.
     local   right-handed planar frame of the same origin: x east, y north, yaw counter-clockwise from
             east (geometry.carla_to_ego_frame of the carla frame). The route planner works in it, and
-            geometry.global_poses_to_local takes points from it into the canonical ego frame.
+            geometry.global_points_to_local takes points from it into the canonical ego frame.
 
 GPS (verified against carla-simulator/leaderboard ``route_manipulation._location_to_gps``, which makes
 the GPS route and matches the GNSS sensor of CARLA <= 0.9.15): a point (x, y) of the carla frame is
@@ -29,8 +29,9 @@ from typing import Any
 import numpy as np
 
 from drive_vla.data.labels import instruction_for_command
-from drive_vla.geometry import global_poses_to_local, wrap_angle
-from drive_vla.types import Command
+from drive_vla.geometry import global_points_to_local, wrap_angle
+from drive_vla.route_planner import RoutePlanner as TargetPlanner
+from drive_vla.types import ROUTE_TARGET_POINTS, Command
 
 EARTH_RADIUS_EQUA_M = 6378137.0
 
@@ -202,71 +203,54 @@ def resolve_heading(
 
 @dataclass(frozen=True)
 class RouteTarget:
-    """The next route point to drive to: local-frame position, its RoadOption, and how many points remain."""
+    """The next route points to drive to: local-frame positions (nearest first), the first one's RoadOption,
+    and how many points remain."""
 
-    xy: np.ndarray
+    points_xy: np.ndarray
     option: RoadOption
     remaining: int
+
+    @property
+    def xy(self) -> np.ndarray:
+        """The next target point (local frame)."""
+        return self.points_xy[0]
 
     @property
     def command(self) -> Command:
         return command_for_road_option(self.option)
 
+    def in_ego_frame(self, ego_xy: Sequence[float], ego_yaw_rad: float) -> np.ndarray:
+        """(ROUTE_TARGET_POINTS, 2) the target points in the canonical ego frame (``Observation.route_target``)."""
+        return global_points_to_local(self.points_xy, (float(ego_xy[0]), float(ego_xy[1]), float(ego_yaw_rad)))
 
-class RoutePlanner:
-    """Keeps the route ahead of the car and yields the next target point (TCP/TF++ style).
 
-    On each step it looks at the route points within the first ``max_distance_m`` metres of route
-    still ahead, finds the furthest one lying within ``min_distance_m`` of the car, and drops every point
-    before it (always keeping two). The target is then the point after the current one.
-    """
+class RoutePlanner(TargetPlanner):
+    """`drive_vla.route_planner.RoutePlanner` over a route whose points carry CARLA RoadOptions."""
 
     def __init__(self, min_distance_m: float = 4.0, max_distance_m: float = 50.0) -> None:
-        if not 0.0 < min_distance_m < max_distance_m:
-            raise ValueError(
-                f"route planner distances: got min {min_distance_m!r}, max {max_distance_m!r}, expected 0 < min < max"
-            )
-        self.min_distance_m, self.max_distance_m = float(min_distance_m), float(max_distance_m)
-        self.points = np.zeros((0, 2))
+        super().__init__(min_distance_m, max_distance_m)
         self.options: list[RoadOption] = []
-        self.total = 0
 
-    def set_route(self, points_xy: np.ndarray, options: Sequence[Any]) -> None:
+    def set_route(self, points_xy: np.ndarray, options: Sequence[Any]) -> None:  # type: ignore[override]
         """Route as (N, 2) local-frame points and their N road options."""
         pts = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
         if len(pts) == 0 or len(pts) != len(options):
             raise ValueError(f"route: got {len(pts)} points and {len(options)} options, expected the same number > 0")
-        if not np.all(np.isfinite(pts)):
-            raise ValueError("route points: found NaN or inf, expected finite metres")
-        self.points, self.options, self.total = pts, [parse_road_option(o) for o in options], len(pts)
-
-    @property
-    def empty(self) -> bool:
-        return len(self.points) == 0
+        parsed = [parse_road_option(o) for o in options]
+        super().set_route(pts)
+        self.options = parsed
 
     def run_step(self, xy: Sequence[float]) -> RouteTarget:
-        """Advance along the route for a car at local-frame ``xy``; return the next target."""
-        if self.empty:
-            raise ValueError("route: no route set, call set_route first")
-        car = np.asarray(xy, dtype=np.float64)
-        drop, along = 0, 0.0
-        for i in range(1, len(self.points)):
-            along += float(np.linalg.norm(self.points[i] - self.points[i - 1]))
-            if along > self.max_distance_m:
-                break
-            if float(np.linalg.norm(self.points[i] - car)) <= self.min_distance_m:
-                drop = i
-        drop = min(drop, max(len(self.points) - 2, 0))
-        if drop:
-            self.points, self.options = self.points[drop:], self.options[drop:]
-        k = 1 if len(self.points) > 1 else 0
-        return RouteTarget(self.points[k].copy(), self.options[k], len(self.points) - k)
+        """Advance along the route for a car at local-frame ``xy``; return the next targets."""
+        drop = self.advance(xy)
+        self.options = self.options[drop:]
+        k = self.target_index
+        return RouteTarget(self.targets(ROUTE_TARGET_POINTS), self.options[k], len(self.points) - k)
 
 
 def target_in_ego_frame(target_xy: Sequence[float], ego_xy: Sequence[float], ego_yaw_rad: float) -> np.ndarray:
     """A local-frame target point in the canonical ego frame (x forward, y left)."""
-    pose = np.array([[float(target_xy[0]), float(target_xy[1]), 0.0]])
-    return global_poses_to_local(pose, (float(ego_xy[0]), float(ego_xy[1]), float(ego_yaw_rad)))[0, :2]
+    return global_points_to_local(np.asarray(target_xy), (float(ego_xy[0]), float(ego_xy[1]), float(ego_yaw_rad)))[0]
 
 
 def route_from_gps_plan(

@@ -137,6 +137,12 @@ def global_poses_to_local(poses_xyyaw: np.ndarray, ref_xyyaw: Sequence[float]) -
     return np.stack([c * dx + s * dy, -s * dx + c * dy, wrap_angle(p[:, 2] - yaw0)], axis=1)
 
 
+def global_points_to_local(points_xy: np.ndarray, ref_xyyaw: Sequence[float]) -> np.ndarray:
+    """Express (N, 2) planar points of a right-handed global frame in the frame of ``ref`` -> (N, 2)."""
+    p = np.asarray(points_xy, dtype=np.float64).reshape(-1, 2)
+    return global_poses_to_local(np.concatenate([p, np.zeros((len(p), 1))], axis=1), ref_xyyaw)[:, :2]
+
+
 def local_poses_to_global(poses_xyyaw: np.ndarray, ref_xyyaw: Sequence[float]) -> np.ndarray:
     """Inverse of global_poses_to_local."""
     p = np.asarray(poses_xyyaw, dtype=np.float64).reshape(-1, 3)

@@ -27,6 +27,8 @@ CAMERA_NAMES: tuple[str, ...] = (
 FUTURE_STEPS = 6  # waypoints at 2 Hz: 0.5 s ... 3.0 s
 HISTORY_STEPS = 4  # past poses at 2 Hz: -2.0 s ... -0.5 s
 STEP_DT_S = 0.5
+ROUTE_TARGET_POINTS = 2  # the next route points handed to the policy (TCP / TransFuser++ style intent)
+MAX_ROUTE_TARGET_M = 200.0  # a route point farther than this from the ego is a fault, not intent
 
 
 class Command(IntEnum):
@@ -84,6 +86,14 @@ def check_array(
         _fail(name, value, f"dtype {np.dtype(dtype).name}")
     if finite and value.dtype.kind == "f" and not np.all(np.isfinite(value)):
         _fail(name, value, "finite values (found NaN or inf)")
+
+
+def check_route_target(name: str, value: Any) -> None:
+    """Raise ValueError unless ``value`` is a finite (ROUTE_TARGET_POINTS, 2) array within MAX_ROUTE_TARGET_M."""
+    check_array(name, value, (ROUTE_TARGET_POINTS, 2))
+    far = float(np.max(np.hypot(value[:, 0], value[:, 1])))
+    if far > MAX_ROUTE_TARGET_M:
+        _fail(name, f"a point {far:.1f} m away", f"route points within {MAX_ROUTE_TARGET_M:.0f} m of the ego")
 
 
 @dataclass(frozen=True)
@@ -226,6 +236,9 @@ class Observation:
         command: navigation command.
         instruction: free-text navigation instruction.
         timestamp_s: time of the observation, seconds.
+        route_target: (ROUTE_TARGET_POINTS, 2) the next route points [x, y] in the current ego frame,
+            metres, nearest first; None where no route exists (nuScenes). Filled from the embedded
+            world's route and, in CARLA, from the leaderboard's global plan; never from a recorded future.
     """
 
     images: Mapping[str, np.ndarray]
@@ -236,6 +249,7 @@ class Observation:
     command: Command = Command.STRAIGHT
     instruction: str = "keep following the road"
     timestamp_s: float = 0.0
+    route_target: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "command", Command.parse(self.command))
@@ -263,6 +277,8 @@ class Observation:
         if not isinstance(self.instruction, str) or len(self.instruction) > 1000:
             _fail("observation.instruction", self.instruction, "a string of at most 1000 characters")
         check_finite_scalar("observation.timestamp_s", self.timestamp_s)
+        if self.route_target is not None:
+            check_route_target("observation.route_target", self.route_target)
 
     @property
     def image_hw(self) -> tuple[int, int]:
@@ -412,6 +428,8 @@ class Batch:
         history: (B, HISTORY_STEPS, 3) float32 past poses in the ego frame.
         command: (B,) int64 Command values.
         instructions: B instruction strings.
+        route_target: (B, ROUTE_TARGET_POINTS, 2) float32 route points in the ego frame (zeros where absent).
+        route_target_mask: (B,) bool, True where the observation has a route target.
         traj: (B, FUTURE_STEPS, 3) float32 target poses, or None.
         traj_mask: (B, FUTURE_STEPS) bool, or None.
         control: (B, 3) float32 [steer, throttle, brake] labels, or None.
@@ -426,6 +444,8 @@ class Batch:
     history: Any
     command: Any
     instructions: list[str]
+    route_target: Any = None
+    route_target_mask: Any = None
     traj: Any = None
     traj_mask: Any = None
     control: Any = None
@@ -458,6 +478,15 @@ class Batch:
             history=torch.from_numpy(np.stack([o.history for o in observations]).astype(np.float32)),
             command=torch.tensor([int(o.command) for o in observations], dtype=torch.long),
             instructions=[o.instruction for o in observations],
+            route_target=torch.from_numpy(
+                np.stack(
+                    [
+                        np.zeros((ROUTE_TARGET_POINTS, 2)) if o.route_target is None else o.route_target
+                        for o in observations
+                    ]
+                ).astype(np.float32)
+            ),
+            route_target_mask=torch.tensor([o.route_target is not None for o in observations], dtype=torch.bool),
         )
 
     @classmethod

@@ -52,23 +52,17 @@ def resize_observation(obs: Any, width: int, height: int) -> Any:
     import cv2
 
     from drive_vla.geometry import scale_intrinsics
-    from drive_vla.types import Observation
 
     h0, w0 = obs.image_hw
     if (w0, h0) == (width, height):
         return obs
     interp = cv2.INTER_AREA if width < w0 else cv2.INTER_LINEAR
-    return Observation(
+    return dataclasses.replace(
+        obs,
         images={c: cv2.resize(im, (width, height), interpolation=interp) for c, im in obs.images.items()},
         intrinsics={
             c: scale_intrinsics(k, width, height, (w0, h0)).astype(np.float32) for c, k in obs.intrinsics.items()
         },
-        extrinsics=dict(obs.extrinsics),
-        ego=obs.ego,
-        history=obs.history,
-        command=obs.command,
-        instruction=obs.instruction,
-        timestamp_s=obs.timestamp_s,
     )
 
 

@@ -7,7 +7,9 @@ File layout (DriveLM's, extended with drive-vla's per-sample fields)::
                                                         [{"Q": str, "A": str, ...}]},
                                                  "instruction": str, "command": "LEFT"|"RIGHT"|"STRAIGHT",
                                                  "meta_action": str, "explanation": str,
-                                                 "control": {"steer", "throttle", "brake"}}}}}
+                                                 "control": {"steer", "throttle", "brake"},
+                                                 "route_target": [[x, y], [x, y]]}}}}
+(``route_target``: the next route points in the sample's ego frame, metres; embedded data only.)
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from drive_vla.types import Command
+import numpy as np
 
-LABEL_KEYS = ("QA", "instruction", "command", "meta_action", "explanation", "control")
+from drive_vla.types import ROUTE_TARGET_POINTS, Command, check_route_target
+
+LABEL_KEYS = ("QA", "instruction", "command", "meta_action", "explanation", "control", "route_target")
 QA_KINDS = ("perception", "prediction", "planning", "behavior")
 
 
@@ -39,6 +43,8 @@ def check_label(label: dict[str, Any], where: str = "label") -> None:
         ctrl = label["control"]
         if not isinstance(ctrl, dict) or set(ctrl) != {"steer", "throttle", "brake"}:
             raise ValueError(f"{where}.control: got {ctrl!r}, expected {{'steer', 'throttle', 'brake'}} numbers")
+    if "route_target" in label:
+        route_target(label, where)
     qa = label.get("QA", {})
     if not isinstance(qa, dict):
         raise ValueError(f"{where}.QA: got {qa!r}, expected {{kind: [{{'Q': str, 'A': str}}]}}")
@@ -48,6 +54,24 @@ def check_label(label: dict[str, Any], where: str = "label") -> None:
         for i, pair in enumerate(pairs):
             if not isinstance(pair, dict) or not isinstance(pair.get("Q"), str) or not isinstance(pair.get("A"), str):
                 raise ValueError(f"{where}.QA.{kind}[{i}]: got {pair!r}, expected {{'Q': str, 'A': str}}")
+
+
+def route_target(label: dict[str, Any], where: str = "label") -> np.ndarray | None:
+    """A label's route points as (ROUTE_TARGET_POINTS, 2) float32, or None where it has none (nuScenes).
+
+    Raises:
+        ValueError: naming ``<where>.route_target`` when the points are not finite, nearby [x, y] pairs.
+    """
+    raw = label.get("route_target")
+    if raw is None:
+        return None
+    name = f"{where}.route_target"
+    try:
+        arr = np.asarray(raw, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: got {raw!r}, expected {ROUTE_TARGET_POINTS} points [x, y] in metres") from None
+    check_route_target(name, arr)
+    return arr
 
 
 def qa_pairs(frame: dict[str, Any]) -> list[tuple[str, str]]:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from drive_vla.data import labels as label_rules
-from drive_vla.data.drivelm import qa_pairs
+from drive_vla.data.drivelm import qa_pairs, route_target
 from drive_vla.data.images import ImageCache, files_fingerprint, load_camera_image
 from drive_vla.data.index import DatasetIndex, build_index, check_dataset_files, index_fingerprint
 from drive_vla.geometry import invert_transform, scale_intrinsics
@@ -291,6 +291,7 @@ class NuScenesReader:
             command=command,
             instruction=label.get("instruction") or label_rules.instruction_for_command(command),
             timestamp_s=float(ix.timestamp_us[i]) / 1e6,
+            route_target=route_target(label, f"drive_vla_labels.json[{token}]"),
         )
         control = None
         if "control" in label:

@@ -150,6 +150,10 @@ class ModelConfig:
         control_tokens: predict steer/throttle/brake tokens after the waypoints.
         control_tokenizer_kwargs: constructor arguments of the ControlTokenizer (e.g. bins).
         state_tokens: LM tokens produced by the state encoder.
+        route_target: the state encoder (hence the prompt's state tokens) and the planner head read the
+            observation's route target points (``Observation.route_target``: the next route points in the
+            ego frame, from the embedded world's route or CARLA's global plan); where an observation has
+            none (nuScenes) a learned "no target" vector stands in. False: the model never reads them.
         output_mode: which output drives: "tokens" (decoded waypoint tokens) or "head" (planner head; one
             forward pass, no decoding).
         max_explanation_tokens: cap on generated explanation/answer tokens.
@@ -165,6 +169,7 @@ class ModelConfig:
     control_tokens: bool = True
     control_tokenizer_kwargs: dict[str, Any] = field(default_factory=dict)
     state_tokens: int = 1
+    route_target: bool = False
     output_mode: Literal["tokens", "head"] = "tokens"
     max_explanation_tokens: int = 48
     system_prompt: str = "You are a driving assistant. Plan the next 3 seconds."

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from drive_vla.model.config import PlannerHeadConfig
-from drive_vla.model.state import EGO_STATUS_DIM
+from drive_vla.model.state import EGO_STATUS_DIM, RouteTargetEncoder
 from drive_vla.types import FUTURE_STEPS, STEP_DT_S
 
 # Output scales so the layers work in units of order one: [x m, y m, yaw rad].
@@ -21,7 +21,9 @@ class PlannerHead(nn.Module):
     features (``state.ego_status_features``) enter the head beside the hidden state.
     """
 
-    def __init__(self, cfg: PlannerHeadConfig, lm_hidden: int, steps: int = FUTURE_STEPS) -> None:
+    def __init__(
+        self, cfg: PlannerHeadConfig, lm_hidden: int, steps: int = FUTURE_STEPS, route_target: bool = False
+    ) -> None:
         super().__init__()
         self.cfg = cfg
         self.steps = steps
@@ -30,6 +32,7 @@ class PlannerHead(nn.Module):
         self.inp = nn.Sequential(nn.LayerNorm(lm_hidden), nn.Linear(lm_hidden, w), nn.GELU())
         if cfg.ego_status != "none":
             self.ego_in = nn.Sequential(nn.Linear(EGO_STATUS_DIM, w), nn.GELU(), nn.Linear(w, w), nn.GELU())
+        self.route_in = RouteTargetEncoder(w) if route_target else None
         if cfg.vae_latent > 0:
             self.prior = nn.Linear(w, 2 * cfg.vae_latent)
             self.posterior = nn.Sequential(nn.Linear(w + steps * 4, w), nn.GELU(), nn.Linear(w, 2 * cfg.vae_latent))
@@ -49,6 +52,8 @@ class PlannerHead(nn.Module):
         target_mask: torch.Tensor | None = None,
         speed_mps: torch.Tensor | None = None,
         ego_status: torch.Tensor | None = None,
+        route_target: torch.Tensor | None = None,
+        route_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Waypoints from the ``<plan>`` hidden state.
 
@@ -58,6 +63,8 @@ class PlannerHead(nn.Module):
             target: (B, FUTURE_STEPS, 3) ground-truth poses (only used by the VAE posterior while training).
             target_mask: (B, FUTURE_STEPS) bool validity of ``target``.
             ego_status: (B, EGO_STATUS_DIM) ego features; required with ``ego_status``.
+            route_target: (B, ROUTE_TARGET_POINTS, 2) route points and ``route_mask`` (B,) bool; required
+                when the head was built with ``route_target``.
 
         Returns:
             (poses (B, FUTURE_STEPS, 3) in metres/radians, KL (B,) or None).
@@ -69,6 +76,12 @@ class PlannerHead(nn.Module):
                     "ego_status: got None, expected (B, EGO_STATUS_DIM) features (planner_head.ego_status)"
                 )
             x = x + self.ego_in(ego_status.to(x.dtype))
+        if self.route_in is not None:
+            if route_target is None or route_mask is None:
+                raise ValueError(
+                    "route_target: got None, expected (B, P, 2) points and a (B,) mask (route_target=true)"
+                )
+            x = x + self.route_in(route_target, route_mask).to(x.dtype)
         kl = None
         if self.cfg.vae_latent > 0:
             mu_p, logvar_p = self.prior(x).chunk(2, dim=-1)

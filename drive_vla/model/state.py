@@ -1,16 +1,17 @@
-"""State encoder: ego vector, past poses and navigation command -> state token(s) in the LM's space."""
+"""State encoder: ego vector, past poses, navigation command and route target -> state token(s) in the LM's space."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from drive_vla.types import HISTORY_STEPS
+from drive_vla.types import HISTORY_STEPS, ROUTE_TARGET_POINTS
 
 # Rough scales so the MLP sees values of order one: [speed m/s, ax, ay m/s^2, yaw rate rad/s, steer, from_can]
 EGO_SCALE = (10.0, 3.0, 3.0, 0.5, 1.0, 1.0)
 HISTORY_SCALE = (10.0, 5.0, 0.5)  # past [x m, y m, yaw rad]
 NUM_COMMANDS = 3
+ROUTE_TARGET_SCALE_M = 20.0  # route points [x, y] in metres / this
 
 
 EGO_STATUS_DIM = len(EGO_SCALE) + HISTORY_STEPS * 3 + NUM_COMMANDS
@@ -39,11 +40,41 @@ def ego_status_features(
     return torch.cat([ego, hist, onehot], dim=1)
 
 
-class StateEncoder(nn.Module):
-    """(B, 6) ego, (B, HISTORY_STEPS, 3) history, (B,) command -> (B, num_tokens, lm_hidden)."""
+def route_target_inputs(batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A Batch's (B, ROUTE_TARGET_POINTS, 2) route points and (B,) bool mask on ``device`` (absent: mask False)."""
+    n = int(batch.ego.shape[0])
+    if batch.route_target is None:
+        return torch.zeros(n, ROUTE_TARGET_POINTS, 2, device=device), torch.zeros(n, dtype=torch.bool, device=device)
+    return batch.route_target.to(device), batch.route_target_mask.to(device)
 
-    def __init__(self, lm_hidden: int, num_tokens: int = 1, width: int = 128) -> None:
+
+class RouteTargetEncoder(nn.Module):
+    """(B, ROUTE_TARGET_POINTS, 2) route points in the ego frame, (B,) mask -> (B, width).
+
+    Where the mask is False (no route, e.g. nuScenes) the output is a learned "no target" vector, so
+    the model never reads a target that does not exist.
+    """
+
+    def __init__(self, width: int) -> None:
         super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(ROUTE_TARGET_POINTS * 2, width), nn.GELU(), nn.Linear(width, width))
+        self.no_target = nn.Parameter(torch.zeros(width))
+
+    def forward(self, points: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        dtype = self.no_target.dtype
+        x = self.mlp((points.to(dtype) / ROUTE_TARGET_SCALE_M).flatten(1))  # (B, W)
+        return torch.where(mask.bool()[:, None], x, self.no_target.expand_as(x))
+
+
+class StateEncoder(nn.Module):
+    """(B, 6) ego, (B, HISTORY_STEPS, 3) history, (B,) command [, route target] -> (B, num_tokens, lm_hidden).
+
+    With ``route_target`` the next route points (or the learned "no target" vector) enter the state too.
+    """
+
+    def __init__(self, lm_hidden: int, num_tokens: int = 1, width: int = 128, route_target: bool = False) -> None:
+        super().__init__()
+        self.route = RouteTargetEncoder(width) if route_target else None
         self.num_tokens = num_tokens
         self.register_buffer("ego_scale", torch.tensor(EGO_SCALE), persistent=False)
         self.register_buffer("history_scale", torch.tensor(HISTORY_SCALE), persistent=False)
@@ -56,9 +87,22 @@ class StateEncoder(nn.Module):
         self.out = nn.Sequential(nn.GELU(), nn.Linear(width, num_tokens * lm_hidden))
         self.lm_hidden = lm_hidden
 
-    def forward(self, ego: torch.Tensor, history: torch.Tensor, command: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        ego: torch.Tensor,
+        history: torch.Tensor,
+        command: torch.Tensor,
+        route_target: torch.Tensor | None = None,
+        route_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         dtype = self.command_embed.weight.dtype
         ego = ego.to(dtype) / self.ego_scale.to(dtype)  # (B, 6)
         hist = (history.to(dtype) / self.history_scale.to(dtype)).flatten(1)  # (B, HISTORY_STEPS*3)
         x = self.mlp(torch.cat([ego, hist], dim=1)) + self.command_embed(command.long())  # (B, W)
+        if self.route is not None:
+            if route_target is None or route_mask is None:
+                raise ValueError(
+                    "route_target: got None, expected (B, P, 2) points and a (B,) mask (route_target=true)"
+                )
+            x = x + self.route(route_target, route_mask)
         return self.out(x).view(-1, self.num_tokens, self.lm_hidden)  # (B, S, H_lm)

@@ -15,7 +15,7 @@ from drive_vla.model.config import DEFAULT_EXPLAIN_QUESTION, ModelConfig
 from drive_vla.model.lm import build_lm
 from drive_vla.model.planner_head import PlannerHead
 from drive_vla.model.prompt import PromptLayout, Seg
-from drive_vla.model.state import StateEncoder, ego_status_features
+from drive_vla.model.state import StateEncoder, ego_status_features, route_target_inputs
 from drive_vla.model.vision import VisionTokenizer
 from drive_vla.types import Batch, Control, Plan, Sample, Trajectory
 
@@ -58,9 +58,9 @@ class DriveVLA(nn.Module):
         self.cfg = cfg
         hidden = int(lm.config.hidden_size)
         self.vision = VisionTokenizer(cfg.vision, hidden)
-        self.state_encoder = StateEncoder(hidden, cfg.state_tokens)
+        self.state_encoder = StateEncoder(hidden, cfg.state_tokens, route_target=cfg.route_target)
         self.lm = lm
-        self.planner_head = PlannerHead(cfg.planner_head, hidden)
+        self.planner_head = PlannerHead(cfg.planner_head, hidden, route_target=cfg.route_target)
         self.action_tokenizer = action_tokenizer
         self.control_tokenizer = control_tokenizer if cfg.control_tokens else None
         self.text_tokenizer = text_tokenizer
@@ -115,19 +115,25 @@ class DriveVLA(nn.Module):
         """(visual tokens (B, V, H), state tokens (B, S, H)) of a batch."""
         dev = self.device
         vis = self.vision(batch.images.to(dev), memory=memory)  # (B, V, H)
-        state = self.state_encoder(batch.ego.to(dev), batch.history.to(dev), batch.command.to(dev))  # (B, S, H)
+        route, route_mask = route_target_inputs(batch, dev)
+        state = self.state_encoder(
+            batch.ego.to(dev), batch.history.to(dev), batch.command.to(dev), route, route_mask
+        )  # (B, S, H)
         return vis.to(self.dtype), state.to(self.dtype)
 
     def head_inputs(self, batch: Batch) -> dict[str, torch.Tensor | None]:
         """The planner head's inputs besides the hidden state: ego speed and, when the head reads them
-        (``planner_head.ego_status``), the ego-status features."""
+        (``planner_head.ego_status``), the ego-status features, and with ``route_target`` the route points."""
         dev = self.device
         kind = self.cfg.planner_head.ego_status
         feats = None
         if kind != "none":
             ego, history, command = batch.ego.to(dev), batch.history.to(dev), batch.command.to(dev)
             feats = ego_status_features(ego, history, command, lateral=kind == "full")
-        return {"speed_mps": batch.ego[:, 0].to(dev), "ego_status": feats}
+        inputs = {"speed_mps": batch.ego[:, 0].to(dev), "ego_status": feats}
+        if self.cfg.route_target:
+            inputs["route_target"], inputs["route_mask"] = route_target_inputs(batch, dev)
+        return inputs
 
     def embed(self, ids: torch.Tensor, visual: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
         """LM input embeddings of ``ids`` (B, L) with the ``<image>``/``<state>`` placeholders replaced."""

@@ -193,6 +193,7 @@ def to_observation(req: PlanRequest) -> Observation:
             command=Command[req.command],
             instruction=req.instruction,
             timestamp_s=req.timestamp_s,
+            route_target=None if req.route_target is None else np.asarray(req.route_target, dtype=np.float32),
         )
     except ValueError as exc:  # the library's own checks name the field before the colon
         field, _, message = str(exc).partition(": ")

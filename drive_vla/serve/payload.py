@@ -38,6 +38,8 @@ def request_from_observation(
         "history": [[float(v) for v in row] for row in obs.history],
         "timestamp_s": float(obs.timestamp_s),
     }
+    if obs.route_target is not None:
+        body["route_target"] = [[float(v) for v in p] for p in obs.route_target]
     if with_calibration:
         body["intrinsics"] = {cam: obs.intrinsics[cam].astype(float).tolist() for cam in CAMERA_NAMES}
         body["extrinsics"] = {cam: obs.extrinsics[cam].astype(float).tolist() for cam in CAMERA_NAMES}

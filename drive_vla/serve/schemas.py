@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from drive_vla.serve.images import MAX_IMAGE_WH, MIN_IMAGE_SIDE_PX, decode_image
-from drive_vla.types import CAMERA_NAMES, HISTORY_STEPS
+from drive_vla.types import CAMERA_NAMES, HISTORY_STEPS, MAX_ROUTE_TARGET_M, ROUTE_TARGET_POINTS
 
 MAX_TEXT_CHARS = 500  # instruction and question
 
@@ -131,6 +131,16 @@ History = Annotated[
     Field(min_length=HISTORY_STEPS, max_length=HISTORY_STEPS),
 ]
 
+RouteTargetIn = Annotated[
+    list[
+        Annotated[
+            list[Annotated[float, Field(ge=-MAX_ROUTE_TARGET_M, le=MAX_ROUTE_TARGET_M)]],
+            Field(min_length=2, max_length=2),
+        ]
+    ],
+    Field(min_length=ROUTE_TARGET_POINTS, max_length=ROUTE_TARGET_POINTS),
+]
+
 
 class PlanRequest(_Strict):
     """One observation: six images, ego state, navigation instruction and optional calibration."""
@@ -153,6 +163,11 @@ class PlanRequest(_Strict):
         default=None, description="default: the nominal nuScenes rig mounts"
     )
     timestamp_s: float = Field(default=0.0, ge=0.0, description="time of the observation, seconds")
+    route_target: RouteTargetIn | None = Field(
+        default=None,
+        description=f"the next {ROUTE_TARGET_POINTS} route points [x m, y m] in the ego frame, nearest first; "
+        "absent where no route is known",
+    )
 
 
 class ExplainRequest(PlanRequest):

@@ -96,6 +96,12 @@ class WorldConfig:
     max_time_s: float = 60.0  # episodes end (timeout) after this long
     goal_tolerance_m: float = 5.0  # goal reached within this distance of the route's end
     off_route_limit_m: float = 30.0  # episode ends beyond this distance from the route (as Bench2Drive)
+    # Route target points (Observation.route_target): the route is handed to the car as points this far
+    # apart along the route's centre line, as a navigation system or the leaderboard's global plan would;
+    # the route planner counts a point as reached within route_target_min_m (TransFuser++: 7.5 m).
+    route_point_spacing_m: float = 10.0
+    route_target_min_m: float = 7.5
+    route_target_max_m: float = 50.0
     ego: EgoDynamicsConfig = field(default_factory=EgoDynamicsConfig)
     traffic: TrafficConfig = field(default_factory=TrafficConfig)
     expert: ExpertConfig = field(default_factory=ExpertConfig)
@@ -107,6 +113,11 @@ class WorldConfig:
         if self.keyframe_every < 1:
             raise ValueError(f"world.keyframe_every: got {self.keyframe_every!r}, expected an integer >= 1")
         check_image_size("world.camera", self.camera.width, self.camera.height)
+        if not 0.0 < self.route_point_spacing_m <= self.route_target_max_m:
+            raise ValueError(
+                f"world.route_point_spacing_m: got {self.route_point_spacing_m!r}, expected a spacing in "
+                f"(0, route_target_max_m = {self.route_target_max_m}] metres"
+            )
 
 
 def check_image_size(name: str, width: object, height: object) -> None:

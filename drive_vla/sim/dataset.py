@@ -41,6 +41,7 @@ class Frame:
     decision: ExpertDecision | None = None
     instruction: str = ""
     images: dict[str, np.ndarray] | None = None
+    route_target: np.ndarray | None = None  # (ROUTE_TARGET_POINTS, 2) next route points, ego frame
 
 
 @dataclass
@@ -69,6 +70,19 @@ def perturbed(control: Control, steer_offset: float, pedal_offset: float) -> Con
     return Control(steer=float(np.clip(control.steer + steer_offset, -1.0, 1.0)), throttle=throttle, brake=brake)
 
 
+def capture_frame(world: EmbeddedWorld, written: bool, image_wh: tuple[int, int] | None) -> Frame:
+    """The world's current keyframe; a ``written`` one also carries the expert's decision, the
+    instruction, the route target and (unless ``image_wh`` is None) the six camera images."""
+    frame = Frame(world.time_s, world.ego_pose, world.ego_state(), world.agents())
+    if written:
+        frame.decision = world.expert_decision()
+        frame.instruction = world.instruction
+        frame.route_target = world.route_target()
+        if image_wh is not None:
+            frame.images = world.render(*image_wh)
+    return frame
+
+
 def record_episode(
     world: EmbeddedWorld,
     scenario: str,
@@ -90,14 +104,7 @@ def record_episode(
     every = world.cfg.keyframe_every
     standstill = longest = 0.0
     for k in range(keyframes + FUTURE_STEPS):
-        written = k < keyframes
-        frame = Frame(world.time_s, world.ego_pose, world.ego_state(), world.agents())
-        if written:
-            frame.decision = world.expert_decision()
-            frame.instruction = world.instruction
-            if image_wh is not None:
-                frame.images = world.render(*image_wh)
-        frames.append(frame)
+        frames.append(capture_frame(world, k < keyframes, image_wh))
         if k + 1 < keyframes + FUTURE_STEPS:
             noisy = prob > 0.0 and rng.random() < prob
             offsets = (rng.uniform(-max_steer, max_steer), rng.uniform(-max_pedal, max_pedal)) if noisy else None
@@ -131,6 +138,7 @@ def sample_label(episode: Episode, k: int, ego_front_m: float) -> dict:
     return {
         "QA": build_qa(frame.ego_pose, frame.ego.speed_mps, frame.agents, futures, d, meta, ego_front_m),
         "instruction": frame.instruction,
+        "route_target": [[round(float(v), 3) for v in p] for p in frame.route_target],
         "command": label_rules.command_from_trajectory(future_xy).name,
         "meta_action": meta,
         "explanation": d.explanation,

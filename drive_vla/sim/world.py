@@ -13,6 +13,7 @@ pose is its rear axle, the nuScenes ego-frame origin):
     world.route_completion, world.distance_from_route_m
     world.collision, world.off_road, world.goal_reached, world.done, world.done_reason
     world.command, world.instruction              # the route's navigation command and sentence now
+    world.route_target()                          # (2, 2) the next route points in the ego frame
     world.render(width, height)                   # {camera: (H, W, 3) uint8 RGB}, the nuScenes rig
     world.observation(width, height)              # drive_vla.types.Observation (4 history poses at 2 Hz)
 
@@ -35,19 +36,31 @@ from highway_env.vehicle.objects import Obstacle
 
 from drive_vla.data.labels import instruction_for_command
 from drive_vla.geometry import (
+    global_points_to_local,
     global_poses_to_local,
     rig_calibration,
     sim_steering_from_canonical,
     sim_to_global,
     wrap_angle,
 )
+from drive_vla.route_planner import RoutePlanner, sample_polyline
 from drive_vla.sim.config import WorldConfig, check_image_size
 from drive_vla.sim.expert import Expert, ExpertDecision
 from drive_vla.sim.render import CameraRenderer, static_scene_for
 from drive_vla.sim.route import LaneCache, Route
 from drive_vla.sim.scenarios import SCENARIOS, Scenario, make_scenario
 from drive_vla.sim.vehicles import EgoVehicle, TrafficVehicle, make_traffic
-from drive_vla.types import CAMERA_NAMES, HISTORY_STEPS, STEP_DT_S, Boxes, Command, Control, EgoState, Observation
+from drive_vla.types import (
+    CAMERA_NAMES,
+    HISTORY_STEPS,
+    ROUTE_TARGET_POINTS,
+    STEP_DT_S,
+    Boxes,
+    Command,
+    Control,
+    EgoState,
+    Observation,
+)
 
 COMMAND_LOOKAHEAD_M = 30.0  # the route's turn becomes the navigation command this far before the junction
 
@@ -127,6 +140,10 @@ class EmbeddedWorld:
         self._next_id = 0
         self._all_lanes = self.road.network.lanes_list()
         self.route_arc, self.distance_from_route_m, self.route_piece = 0.0, 0.0, 0
+        self.route_planner = RoutePlanner(cfg.route_target_min_m, cfg.route_target_max_m)
+        self.route_planner.set_route(
+            [sim_to_global(x, y, 0.0)[:2] for x, y in sample_polyline(self.route.xy, cfg.route_point_spacing_m)]
+        )
         self._track_route()
         sc.populate(self, setup_rng)
         self.collision: str | None = None
@@ -271,6 +288,10 @@ class EmbeddedWorld:
             return instruction_for_command(Command.STRAIGHT)
         return r.instruction
 
+    def route_target(self) -> np.ndarray:
+        """(ROUTE_TARGET_POINTS, 2) float32: the route planner's next points in the current ego frame."""
+        return global_points_to_local(self.route_planner.targets(ROUTE_TARGET_POINTS), self.ego_pose).astype(np.float32)
+
     @property
     def off_road(self) -> bool:
         """The ego's centre is on no lane of the network."""
@@ -359,6 +380,7 @@ class EmbeddedWorld:
             command=self.command,
             instruction=self.instruction,
             timestamp_s=self.time_s,
+            route_target=self.route_target(),
         )
 
     # ------------------------------------------------------------------ traffic management (scenarios)
@@ -421,6 +443,7 @@ class EmbeddedWorld:
         self.route_arc = max(arc, self.route_arc) if dist < 8.0 else arc
         self.distance_from_route_m = dist
         self.route_piece = self.route.piece_at(self.route_arc)
+        self.route_planner.advance(self.ego_pose[:2])
         # Keep highway-env's view of the ego's plan current, so traffic (and the regulation) predict it.
         ahead = self.route.lanes[self.route_piece :]
         self.ego.route = [self.ego.lane_index] + ahead[1:] if ahead else [self.ego.lane_index]

@@ -26,6 +26,7 @@ class CurvePlanner:
 
     def predict(self, obs) -> Plan:
         self.calls += 1
+        self.last_obs = obs
         s = 2.5 * np.arange(1, 7)
         xy = np.stack([self.radius * np.sin(s / self.radius), self.radius * (1 - np.cos(s / self.radius))], axis=1)
         return Plan(Trajectory(xy.astype(np.float32)))
@@ -202,6 +203,9 @@ def test_heading_in_the_rationale_matches_compass(tmp_path, recorded):
     record = json.loads((agent.output_folder / "rationale.jsonl").read_text().splitlines()[-1])
     # the next route point (20, 0) lies 20 m straight ahead of a car at the origin facing east
     assert record["target_ego_xy"] == pytest.approx([20.0, 0.0], abs=0.05)
+    # the observation carries the next two route points of the global plan, nearest first
+    assert agent.planner.last_obs.route_target[0] == pytest.approx([20.0, 0.0], abs=0.05)
+    assert agent.planner.last_obs.route_target.shape == (2, 2)
 
 
 class ExplainingPlanner(CurvePlanner):

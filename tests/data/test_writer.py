@@ -164,3 +164,18 @@ def test_a_refused_scene_leaves_no_rows_behind(tmp_path):
         writer.finish({"train": [good.name]})
     nusc = NuScenes("v1.0-x", str(tmp_path), verbose=False)
     assert len(nusc.scene) == 1 and len(nusc.sample) == 3 and len(nusc.sample_data) == 21
+
+
+def test_labels_with_a_bad_route_target_are_refused_naming_the_field():
+    from drive_vla.data.drivelm import check_label, route_target
+
+    assert route_target({}) is None
+    np.testing.assert_allclose(route_target({"route_target": [[10, 0], [20, 1]]}), [[10, 0], [20, 1]])
+    for bad, why in (
+        ([[10, 0]], "shape"),
+        ([[float("nan"), 0], [1, 1]], "NaN"),
+        ("ahead", "points"),
+        ([[1e5, 0], [1, 1]], "within"),
+    ):
+        with pytest.raises(ValueError, match=rf"labels\[t\]\.route_target: .*{why}"):
+            check_label({"route_target": bad}, "labels[t]")

@@ -216,3 +216,39 @@ def test_planner_head_ego_status_input(tiny_config, samples):
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.planner_head.ego_in.parameters())
     plans = model.plan(batch)
     assert len(plans) == len(batch) and all(np.isfinite(p.trajectory.xy).all() for p in plans)
+
+
+def test_route_target_reaches_state_and_head_and_absent_targets_use_the_learned_vector(tiny_config, samples):
+    """With route_target the plan depends on the route points; where they are absent the learned
+    "no target" vector stands in (whatever the zero-filled points say), and both get gradients."""
+    cfg = tiny_config("route_target=true", "output_mode=head", "planner_head.residual_to_constant_velocity=true")
+    model = DrivingPolicy.build(cfg).model.eval()
+    with_target = [
+        dataclasses.replace(
+            s,
+            observation=dataclasses.replace(
+                s.observation, route_target=np.array([[12.0, 2.0 * i], [22.0, 4.0 * i]], np.float32)
+            ),
+        )
+        for i, s in enumerate(samples)
+    ]
+    batch = Batch.from_samples(with_target)
+    moved = dataclasses.replace(batch, route_target=batch.route_target + torch.tensor([0.0, 3.0]))
+    with torch.no_grad():
+        a = model.planner_head(torch.zeros(len(batch), model.hidden_size), **model.head_inputs(batch))[0]
+        b = model.planner_head(torch.zeros(len(batch), model.hidden_size), **model.head_inputs(moved))[0]
+        state = model.encode_observations(batch)[1]
+        state_moved = model.encode_observations(moved)[1]
+    assert not torch.allclose(a, b) and not torch.allclose(state, state_moved)
+    absent = Batch.from_samples(samples)
+    garbage = dataclasses.replace(absent, route_target=torch.full_like(absent.route_target, 50.0))
+    with torch.no_grad():
+        assert torch.equal(model.encode_observations(absent)[1], model.encode_observations(garbage)[1])
+    model.train()
+    mixed = Batch.from_samples(with_target[:2] + samples[2:])
+    model.losses(mixed)["head_l1"].backward()
+    for enc in (model.planner_head.route_in, model.state_encoder.route):
+        assert enc.no_target.grad is not None and enc.no_target.grad.abs().sum() > 0
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in enc.mlp.parameters())
+    plain = DrivingPolicy.build(tiny_config()).model
+    assert plain.state_encoder.route is None and plain.planner_head.route_in is None

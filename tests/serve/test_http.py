@@ -67,6 +67,16 @@ def test_plan_decodes_images_losslessly_and_defaults_to_nominal_rig(server, good
     assert np.allclose(obs.history, sent.history) and obs.timestamp_s == 12.5
 
 
+def test_plan_passes_the_route_target_and_refuses_a_far_one(server, good_body, stub_policy):
+    _assert_good(server, good_body)
+    assert stub_policy.last_obs.route_target is None
+    body = {**good_body, "route_target": [[12.0, 0.5], [22.0, 1.0]]}
+    _assert_good(server, body)
+    np.testing.assert_allclose(stub_policy.last_obs.route_target, [[12.0, 0.5], [22.0, 1.0]])
+    r = _post(server, "/plan", {**good_body, "route_target": [[1e6, 0.0], [1.0, 0.0]]})
+    assert r.status_code == 422 and "route_target" in r.text
+
+
 def test_plan_uses_sent_calibration_and_jpeg(server, make_obs, stub_policy):
     obs = make_obs()
     body = request_from_observation(obs, image_format="jpeg")

@@ -129,6 +129,10 @@ def test_make_embedded_writes_a_readable_dataset(tmp_path):
     traj = reader.future(i)
     assert traj.mask[:3].all() and not traj.mask[3:].any()  # 4 keyframes: three future ones are written
     np.testing.assert_allclose(traj.xy[:3], future_poses(episode, 0)[:3, :2], atol=1e-3)
+    # The route target the world gave at that keyframe reaches the sample's observation.
+    np.testing.assert_allclose(
+        reader.get(reader.tokens[i]).observation.route_target, episode.frames[0].route_target, atol=1e-3
+    )
 
 
 def test_scene_plan_is_balanced_and_seeded():

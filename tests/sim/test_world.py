@@ -139,3 +139,19 @@ def test_world_config_loads_from_yaml():
     assert cfg.camera.width == 64 and cfg.dt_s == 0.1
     ds = load_config(DatasetConfig, "configs/sim/dataset.yaml")
     assert ds.keyframes_per_scene == 40 and ds.world.traffic.density_range == (0.6, 1.4)
+
+
+def test_route_target_follows_the_route_ahead(world):
+    """The route target is the next two route points ahead, 10 m apart, on the route; it moves with the car."""
+    from drive_vla.types import ROUTE_TARGET_POINTS
+
+    world.reset("highway", 3)
+    obs = world.observation()
+    assert obs.route_target is not None and obs.route_target.shape == (ROUTE_TARGET_POINTS, 2)
+    first = obs.route_target.copy()
+    assert 7.5 < first[0, 0] <= 17.5 + 1e-3 and abs(first[0, 1]) < 0.5  # the expert drives on its lane
+    assert np.isclose(np.linalg.norm(first[1] - first[0]), world.cfg.route_point_spacing_m, atol=0.5)
+    for _ in range(10):
+        world.step(None)
+    again = world.route_target()
+    assert np.all(again[:, 0] > 0) and not np.allclose(again, first)
