@@ -18,6 +18,8 @@ BENCHES: dict[str, tuple[str, str]] = {
     "train": ("drive_vla.training.bench", "training samples/s and step time"),
     "eval": ("drive_vla.eval.bench", "open-loop metric throughput"),
     "drive": ("drive_vla.sim.bench_drive", "closed-loop steps/s in the embedded world"),
+    "lateral": ("drive_vla.eval.lateral_probe", "how a policy's plan corrects a known lateral offset (bias, slope)"),
+    "driving": ("drive_vla.cli.bench_driving", "train a recipe with several seeds, drive a suite, compare planners"),
 }
 
 

@@ -38,6 +38,7 @@ from drive_vla.data.labels import instruction_for_command
 from drive_vla.geometry import (
     global_points_to_local,
     global_poses_to_local,
+    global_to_sim,
     rig_calibration,
     sim_steering_from_canonical,
     sim_to_global,
@@ -301,6 +302,19 @@ class EmbeddedWorld:
     @property
     def done(self) -> bool:
         return self.done_reason is not None
+
+    def shift_ego_sideways(self, offset_m: float) -> None:
+        """Move the ego ``offset_m`` metres to its left (negative: right), its pose history with it, as if it
+        had driven that far off its line all along (for probes of how a planner corrects an offset)."""
+        if not math.isfinite(offset_m):
+            raise ValueError(f"offset_m: got {offset_m!r}, expected finite metres")
+        yaw = self.ego_pose[2]
+        dx, dy = -offset_m * math.sin(yaw), offset_m * math.cos(yaw)  # global frame: left of the heading
+        sx, sy, _ = global_to_sim(dx, dy, 0.0)
+        self.ego.position = self.ego.position + np.array([sx, sy])
+        self._log = [(t, x + dx, y + dy, *rest) for t, x, y, *rest in self._log]
+        self._decision = None
+        self._track_route()
 
     # ------------------------------------------------------------------ agents
 
