@@ -263,18 +263,22 @@ class Expert:
         times = np.arange(0.5, cfg.yield_horizon_s + 1e-9, 0.5)
         best = None
         for v in world.traffic():
-            if v.speed < cfg.stopped_speed_mps or getattr(v, "is_yielding", False):
-                continue  # standing or held by the regulation (maybe for the ego); if it blocks the path, _on_path stops the ego
+            in_junction = scenario.is_junction(v.lane_index)
+            if not in_junction and (v.speed < cfg.stopped_speed_mps or getattr(v, "is_yielding", False)):
+                continue  # standing or held by the regulation (maybe for the ego) before the junction
             if v.lane_index[:2] == ego.lane_index[:2] or np.linalg.norm(v.position - ego.position) > 90.0:
                 continue
-            in_junction = scenario.is_junction(v.lane_index)
             lanes = [v.lane_index] + [r for r in (v.route or []) if r[:2] != v.lane_index[:2]]
-            conflict = next((ln for ln in lanes if scenario.is_junction(ln)), None)
-            if conflict is None:
+            k = next((i for i, ln in enumerate(lanes) if scenario.is_junction(ln)), None)
+            if k is None:
                 continue
-            conflict = conflict if conflict[2] is not None else (*conflict[:2], 0)
+            conflict = lanes[k] if lanes[k][2] is not None else (*lanes[k][:2], 0)
             p_other = scenario.priority(net, conflict)
-            if not (p_other > p_ego or (p_other == p_ego and in_junction)):
+            # Right of way in practice: priority, or already inside the junction (a car standing or yielding
+            # there can move off at any time; entering beside it is how junctions deadlock), or too close to
+            # stop comfortably before the junction (highway-env's regulation re-decides who yields every
+            # 0.5 s on constant-speed predictions, so a car that yielded a moment ago may come through).
+            if not (p_other > p_ego or in_junction or self._committed(net, v, lanes[:k])):
                 continue
             positions, _ = v.predict_trajectory_constant_speed(times)
             track = np.concatenate([v.position[None], np.asarray(positions)])  # (T, 2) at t = 0, 0.5, ...
@@ -289,6 +293,14 @@ class Expert:
         if best is None:
             return None
         return Constraint(to_line - cfg.yield_stop_m, 0.0, "yield", best[1], min_gap_m=0.5)
+
+    def _committed(self, net, v, before: list) -> bool:
+        """Whether vehicle ``v`` cannot stop comfortably before the junction (``before``: its lanes up to it)."""
+        d = -v.LENGTH / 2
+        for i, ln in enumerate(before):
+            lane = net.get_lane(ln if ln[2] is not None else (*ln[:2], 0))
+            d += lane.length - (lane.local_coordinates(v.position)[0] if i == 0 else 0.0)
+        return v.speed**2 > 2.0 * self.cfg.comfort_decel_mps2 * max(d, 0.1)
 
     def _time_to_reach(self, d: np.ndarray, v: float, v_cap: float) -> np.ndarray:
         """Seconds for the ego to cover distances ``d`` accelerating comfortably from ``v`` up to ``v_cap``."""
