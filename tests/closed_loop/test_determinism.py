@@ -68,6 +68,7 @@ def _scores(report: dict) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_drive_twice_gives_identical_logs_and_scores(policies, tmp_path):
     suite = tmp_path / "short.yaml"
     suite.write_text(

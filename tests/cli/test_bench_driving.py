@@ -1,0 +1,55 @@
+"""`drive-vla bench driving`: a tiny dataset, one epoch, one seed, two short routes, end to end."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from drive_vla.cli.bench_driving import aggregate, spread
+from drive_vla.cli.main import main
+
+
+def test_spread_across_seeds():
+    assert spread([10.0, 20.0, 30.0]) == {"mean": 20.0, "std": 10.0, "min": 10.0, "max": 30.0}
+    assert spread([5.0])["std"] == 0.0
+    with pytest.raises(ValueError, match="values: got none"):
+        spread([])
+
+
+def test_aggregate_rows_and_per_seed_intervals():
+    ci = {k: {"mean": 1.0, "low": 0.0, "high": 2.0} for k in ("driving_score", "route_completion", "collisions")}
+    seed = {"driving_score": 50.0, "route_completion": 60.0, "success_rate": 0.0, "collisions_per_route": 1.0}
+    rows, summary = aggregate({"vla": {0: {**seed, "ci95": ci}, 1: {**seed, "driving_score": 70.0, "ci95": ci}}})
+    assert rows[0]["planner"] == "vla" and rows[0]["seeds"] == 2
+    assert rows[0]["driving_score mean"] == 60.0 and rows[0]["driving_score max"] == 70.0
+    assert rows[0]["DS 95% CI per seed"] == "0: [0.0, 2.0]; 1: [0.0, 2.0]"
+    assert summary["vla"]["per_seed"]["1"]["driving_score"] == 70.0
+
+
+@pytest.mark.slow
+def test_bench_driving_end_to_end(tmp_path, capsys):
+    suite = tmp_path / "short.yaml"
+    suite.write_text(
+        "name: short\nenv: embedded\nheld_out: true\nmax_time_s: 3.0\nroutes:\n"
+        "  - {scenario: highway, seed: 910001}\n  - {scenario: intersection, seed: 910003}\n"
+        "  - {scenario: merge, seed: 910002}\n"
+    )
+    out = tmp_path / "bench"
+    argv = ["bench", "driving", "--out", str(out), "--json", str(tmp_path / "rows.json"), "--suite", str(suite)]
+    argv += ["--scenes", "2", "--keyframes", "8", "--workers", "1", "--epochs", "1", "--mlp-epochs", "1"]
+    argv += ["--seeds", "0", "--max-routes", "2", "--bootstrap-resamples", "100"]
+    assert main(argv) == 0
+    result = json.loads((out / "bench_driving.json").read_text())
+    assert result["routes"] == 2 and result["training_seeds"] == [0]
+    planners = result["planners"]
+    assert list(planners) == ["vla", "ego_mlp", "expert", "constant_velocity", "constant_turn_rate"]
+    for p in planners.values():
+        ds = p["spread"]["driving_score"]
+        assert ds["min"] <= ds["mean"] <= ds["max"] and ds["std"] == 0.0
+        ci = p["per_seed"]["0"]["ci95"]["driving_score"]
+        assert ci["low"] <= ci["mean"] <= ci["high"]
+    assert planners["expert"]["spread"]["collisions_per_route"]["max"] == 0.0
+    rows = json.loads((tmp_path / "rows.json").read_text())["rows"]
+    assert [r["planner"] for r in rows] == list(planners)
+    assert "DS 95% CI per seed" in capsys.readouterr().out
