@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_dagger(cfg, out: Path) -> int:
     """The recipe's DAgger rounds; a re-run with the same --out resumes after the last completed round."""
-    from drive_vla.training.dagger import METRICS_FILE, run_dagger
+    from drive_vla.training.dagger import METRICS_FILE, format_round, run_dagger
     from drive_vla.training.run import TrainSetupError
 
     try:
@@ -69,6 +69,8 @@ def _run_dagger(cfg, out: Path) -> int:
     except TrainSetupError as exc:
         print(f"drive-vla train: {exc}", file=sys.stderr)
         return 2
+    for record in result.rounds:
+        print(format_round(record))
     print(f"per-round metrics: {out / METRICS_FILE}")
     print(f"policy exported to {result.policy_dir}")
     return 0

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -167,8 +167,6 @@ def run_dagger(cfg: TrainConfig, out_dir: str | Path) -> DaggerResult:
 
 def replace_dagger(cfg: TrainConfig, dataroot: str | None = None) -> TrainConfig:
     """``cfg`` as one plain training stage (no DAgger section), optionally on another dataroot."""
-    from dataclasses import replace
-
     data = cfg.data if dataroot is None else replace(cfg.data, dataroot=dataroot)
     return replace(cfg, data=data, dagger=DaggerConfig())
 
