@@ -8,6 +8,7 @@ import pytest
 from drive_vla.baselines import make_baseline
 from drive_vla.control import make_controller
 from drive_vla.data.concat import ConcatSamples
+from drive_vla.data.datamodule import DriveDataModule
 from drive_vla.data.expert_plans import PlanLabelledReader, read_expert_plans, write_expert_plans
 from drive_vla.data.reader import NuScenesReader
 from drive_vla.sim.dataset import future_poses, record_episode, sample_label
@@ -62,6 +63,14 @@ def test_policy_rollout_stops_off_route_and_reads_back_with_expert_plans(world, 
     both = ConcatSamples([plain, reader])
     assert len(both) == 2 * len(reader)
     np.testing.assert_allclose(both.future(len(reader) + k).xy, sample.targets.trajectory.xy)
+    dm = DriveDataModule(
+        dataroot=str(tmp_path / "r1"), version="v1.0-embedded", val_split="",
+        extra_train=[(str(tmp_path / "r1"), "v1.0-embedded", "train")],
+    )  # fmt: skip
+    dm.setup("fit")
+    assert len(dm.train_set) == 2 * len(reader) and dm.train_set[len(reader) + k].targets.trajectory.mask.all()
+    with pytest.raises(ValueError, match=r"extra_train\[0\]: got \('x', 'v'\), expected \(dataroot, version, split\)"):
+        DriveDataModule(dataroot="x", extra_train=[("x", "v")])
 
 
 def test_expert_plans_file_errors(tmp_path):
