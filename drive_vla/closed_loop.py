@@ -3,7 +3,10 @@
 The planner runs at ``policy_hz`` (2 Hz by default, the rate of the training keyframes); the controller
 runs at the environment's rate on the latest plan. The loop never crashes on a planner or sensor fault:
 a planner that raises, returns something that is not a finite Plan, or an observation that is missing,
-is logged, the car brakes fully for that step and the loop carries on. Every step is recorded
+is logged, the car brakes fully for that step and the loop carries on. With ``DriveLoopConfig.monitor`` set,
+a failure monitor (`drive_vla.failure_monitor`) checks every plan and, when a check fires, slows the car and
+asks the planner's slow path for a second opinion; a monitor that raises brakes the car until the next
+planner frame. Every step is recorded
 (``steps.jsonl``), observations are saved every ``save_frames_every_s`` for `drive-vla explain --episode`,
 and the route is scored as the CARLA leaderboard does (`drive_vla.eval.closed_loop_scoring`).
 """
@@ -32,6 +35,9 @@ from drive_vla.eval.closed_loop_scoring import (
     kinematics_from_poses,
     route_score,
 )
+from drive_vla.eval.monitor_metrics import infraction_onsets
+from drive_vla.failure_monitor import FailureMonitor
+from drive_vla.monitor import MonitorConfig
 from drive_vla.types import Control, DrivingEnv, EgoState, Observation, Plan, Planner
 
 log = logging.getLogger(__name__)
@@ -56,6 +62,7 @@ class DriveLoopConfig:
         seed: when set, Python's, NumPy's and torch's global generators are seeded at the start of every
             route from (seed, scenario, route seed) (`route_seed`), so a run does not depend on what ran
             before it; None leaves them alone.
+        monitor: the failure monitor's config (``intervene=False``: checks logged only); None runs none.
     """
 
     policy_hz: float = 2.0
@@ -66,6 +73,7 @@ class DriveLoopConfig:
     save_frames_every_s: float = 2.0
     strip_every_s: float = 2.0
     seed: int | None = None
+    monitor: MonitorConfig | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.policy_hz <= 100.0:
@@ -184,6 +192,7 @@ def run_episode(
         seed_global_rngs(route_seed(cfg.seed, scenario, seed))
     planner.reset()
     controller.reset()
+    monitor = FailureMonitor(cfg.monitor, planner, env) if cfg.monitor is not None else None
     t_start = time.perf_counter()
     try:
         obs: Observation | None = env.reset(scenario, seed)
@@ -199,6 +208,7 @@ def run_episode(
     infractions: list[Infraction] = []
     poses: list[tuple[float, float, float, float]] = []
     off_road_m, distance_m, standing_s, n_errors = 0.0, 0.0, 0.0, 0
+    first_off_road_s: float | None = None
     completion, done_reason, status = 0.0, None, "ended"
     policy_ms: list[float] = []
     n_steps = int(math.ceil(cfg.max_time_s / dt))
@@ -214,6 +224,10 @@ def run_episode(
             plan = new_plan
             if plan is not None:
                 entry["plan"] = plan.to_dict()
+            if monitor is not None:
+                plan, entry["monitor"] = monitor.safe_frame(k * dt, plan, error, obs, ego)
+                if out is not None and obs is not None and entry["monitor"].get("fired"):
+                    _save_frames(out, k, obs, 1, 0)  # `drive-vla explain --episode` can replay the fire
             if every_explain and obs is not None and k % every_explain == 0:
                 entry["explanation"] = _explain(planner, obs)
             if out is not None and obs is not None:
@@ -237,6 +251,10 @@ def run_episode(
         distance_m += abs(speed) * dt
         if info.get("off_road"):
             off_road_m += abs(speed) * dt
+            if first_off_road_s is None:
+                first_off_road_s = float(info.get("time_s", (k + 1) * dt))
+        if monitor is not None:
+            monitor.after_step(info, ego, dt, float(info.get("time_s", (k + 1) * dt)))
         completion = float(info.get("route_completion", completion))
         if info.get("pose") is not None:
             poses.append((float(info.get("time_s", (k + 1) * dt)), *info["pose"]))
@@ -301,6 +319,9 @@ def run_episode(
         "env_steps_per_s": len(steps) / wall_s if wall_s > 0 else None,
         "comfort": comfort,
     }
+    if monitor is not None:
+        onsets = infraction_onsets(infractions, first_off_road_s, cfg.blocked_after_s)
+        summary["monitor"] = monitor.summary(record.duration_s, onsets)
     if out is not None:
         with open(out / "steps.jsonl", "w") as fh:
             for s in steps:

@@ -175,6 +175,27 @@ class DrivingPolicy:
         )
         return plan[0].text or ""
 
+    @property
+    def plans_with_head(self) -> bool:
+        """Whether ``predict`` drives on the planner head (so token decoding is a second, slower reading)."""
+        return self.config.output_mode == "head"
+
+    def second_opinion(self, obs: Observation, explain: bool = True) -> Plan:
+        """The slow path for one observation: decoded waypoint tokens and, with ``explain``, an explanation.
+
+        Reads the temporal memory without adding this frame to it, like ``explain``. A head-mode policy
+        decodes its tokens here (its ``predict`` does not), so the two trajectories can be compared.
+        """
+        if self.model.training:
+            self.model.eval()
+        batch = self._batch([obs])
+        cfg = self.model.cfg
+        self.model.cfg = dataclasses.replace(cfg, output_mode="tokens")  # generation reads the mode from cfg
+        try:
+            return self.model.plan(batch, explain=explain, memory="read")[0]
+        finally:
+            self.model.cfg = cfg
+
     def reset(self) -> None:
         """Forget the temporal memory (start of a new drive)."""
         self.model.reset()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from drive_vla.cli.args import parse_image_wh
 
 DRIVE_BASELINES = ("expert", "constant_velocity", "constant_turn_rate")
+MONITOR_MODES = ("on", "shadow", "off")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,6 +53,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=1,
         help="torch CPU threads (results repeat exactly for the same value; float sums depend on it)",
+    )
+    parser.add_argument(
+        "--monitor",
+        choices=MONITOR_MODES,
+        default="off",
+        help="failure monitor: 'on' checks every plan and, when a check fires, slows down and asks the policy's "
+        "slow path for a second opinion; 'shadow' checks and logs only; 'off' (default: its thresholds are "
+        "not yet validated, and it changes how routes are driven) runs no checks",
     )
     parser.add_argument(
         "--bootstrap-resamples", type=int, default=10_000, help="resamples of the 95%% confidence intervals"
@@ -149,6 +159,8 @@ def run(args: argparse.Namespace) -> int:
     from drive_vla.closed_loop import DriveLoopConfig, run_episode
     from drive_vla.eval.bootstrap import format_ci, route_cis
     from drive_vla.eval.closed_loop_scoring import summarize_routes
+    from drive_vla.eval.monitor_metrics import merge_monitor_summaries
+    from drive_vla.monitor import MonitorConfig
     from drive_vla.suites import load_suite
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -160,9 +172,18 @@ def run(args: argparse.Namespace) -> int:
     routes = suite.routes[: args.max_routes] if args.max_routes else suite.routes
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    loop_cfg = DriveLoopConfig(policy_hz=args.policy_hz, max_time_s=suite.max_time_s, seed=args.seed)
+    monitor = None if args.monitor == "off" else MonitorConfig(intervene=args.monitor == "on")
+    loop_cfg = DriveLoopConfig(policy_hz=args.policy_hz, max_time_s=suite.max_time_s, seed=args.seed, monitor=monitor)
     rows, ci_lines = [], []
-    report = {"suite": suite.name, "env": args.env, "held_out": suite.held_out, "seed": args.seed, "models": {}}
+    report = {
+        "suite": suite.name,
+        "env": args.env,
+        "held_out": suite.held_out,
+        "seed": args.seed,
+        "monitor": args.monitor,
+        "monitor_config": None if monitor is None else dataclasses.asdict(monitor),
+        "models": {},
+    }
     for label, factory in _agents(args):
         env = None
         try:
@@ -185,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
                 print(
                     f"  {label:<20} {route.route_id:<22} DS {result.score['driving_score']:6.1f}  RC "
                     f"{result.score['route_completion']:6.1f}  {result.summary.get('done_reason')}"
+                    + (f"  monitor fires {result.summary['monitor']['fires']}" if "monitor" in result.summary else "")
                 )
         finally:
             if env is not None:
@@ -197,7 +219,8 @@ def run(args: argparse.Namespace) -> int:
             for k in ("driving_score", "route_completion", "collisions")
         }
         ci = route_cis(per_route, resamples=args.bootstrap_resamples)
-        report["models"][label] = {**total, "ci95": ci, "episodes": summaries}
+        monitor_total = merge_monitor_summaries([s.get("monitor", {}) for s in summaries])
+        report["models"][label] = {**total, "ci95": ci, "monitor": monitor_total, "episodes": summaries}
         ci_lines.append(
             f"  {label:<20} DS {format_ci(ci['driving_score'])}  RC {format_ci(ci['route_completion'])}  "
             f"collisions/route {format_ci(ci['collisions'], 2)}"
@@ -215,11 +238,13 @@ def run(args: argparse.Namespace) -> int:
                 "comfort_pct": total["comfort_pct"],
                 "env_steps_per_s": sum(steps_per_s) / len(steps_per_s) if steps_per_s else None,
                 "policy_ms_p50": sorted(policy_ms)[len(policy_ms) // 2] if policy_ms else None,
+                **_monitor_columns(monitor_total),
             }
         )
     table = format_table(rows)
     print(
-        f"\nclosed-loop suite {suite.name!r} ({len(routes)} routes, env {args.env}; scores in %, CARLA leaderboard rules)"
+        f"\nclosed-loop suite {suite.name!r} ({len(routes)} routes, env {args.env}; scores in %, CARLA leaderboard rules;"
+        f" failure monitor {args.monitor})"
     )
     print(table)
     print(f"means over routes with 95% bootstrap confidence intervals ({args.bootstrap_resamples} resamples):")
@@ -229,6 +254,18 @@ def run(args: argparse.Namespace) -> int:
     (out / "drive_report.md").write_text(table + "\n")
     print(f"wrote {out / 'drive_report.json'}")
     return 0
+
+
+def _monitor_columns(total: dict) -> dict:
+    """Report columns of the failure monitor: fires per minute, infractions flagged beforehand and missed."""
+    if not total:
+        return {}
+    return {
+        "monitor_fires": total["fires"],
+        "monitor_fires_per_min": total["fires_per_min"],
+        "infractions_flagged": total["infractions_flagged"],
+        "infractions_missed": total["infractions_missed"],
+    }
 
 
 def _html_report(route_dir: Path) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from drive_vla.geometry import global_to_sim, local_poses_to_global
 from drive_vla.sim.config import WorldConfig
 from drive_vla.sim.world import EmbeddedWorld
 from drive_vla.types import STEP_DT_S, Control, EgoState, Observation, Plan, StepResult, Trajectory
@@ -52,6 +53,21 @@ class EmbeddedEnv:
         info["pose"] = tuple(float(v) for v in self.world.ego_pose)
         info["collision_with"] = getattr(self.world, "collision_with", None)
         return StepResult(observation=self.observe() if observe else None, done=bool(info["done"]), info=info)
+
+    def drivable(self, points_ego: np.ndarray, margin_m: float = 0.0) -> np.ndarray:
+        """(N,) bool: which (N, 2) points of the current ego frame lie on a lane of the road network.
+
+        The world's off-road test (a point on no lane), widened by ``margin_m`` beyond each lane's edge.
+        """
+        pts = np.asarray(points_ego, dtype=np.float64)
+        if pts.ndim != 2 or pts.shape[1] != 2 or not np.all(np.isfinite(pts)):
+            raise ValueError(f"points_ego: got array{pts.shape}, expected finite (N, 2) ego-frame points")
+        if self.world.scenario is None:
+            raise RuntimeError("EmbeddedEnv.drivable: call reset(scenario, seed) first")
+        glob = local_poses_to_global(np.concatenate([pts, np.zeros((len(pts), 1))], axis=1), self.world.ego_pose)
+        lanes = self.world.road.network.lanes_list()
+        sim = [np.array(global_to_sim(x, y, 0.0)[:2]) for x, y, _ in glob]
+        return np.array([any(lane.on_lane(p, margin=margin_m) for lane in lanes) for p in sim], dtype=bool)
 
     def close(self) -> None:
         self.world.scenario = None
