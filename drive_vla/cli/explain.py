@@ -1,4 +1,4 @@
-"""`drive-vla explain`: load a policy, plan one frame (a dataset sample or a recorded drive step), answer questions."""
+"""`drive-vla explain`: plan one frame (a dataset sample or a recorded drive step, with its monitor record), answer."""
 
 from __future__ import annotations
 
@@ -122,6 +122,55 @@ def plan_lines(plan: Any) -> list[str]:
     return lines
 
 
+def monitor_record(episode: Path, step: int) -> dict[str, Any] | None:
+    """The failure monitor's record of ``step`` in the episode's ``steps.jsonl`` (None when it has none)."""
+    path = Path(episode) / "steps.jsonl"
+    if not path.is_file():
+        return None
+    with open(path) as fh:
+        for line in fh:
+            entry = json.loads(line)
+            if entry.get("step") == step:
+                return entry.get("monitor")
+    return None
+
+
+def _check_text(check: dict[str, Any]) -> str:
+    value, limit, unit = check.get("value"), check.get("threshold"), check.get("unit", "")
+    if check.get("detail"):
+        return f"{check['name']} ({check['detail']})"
+    if value is None:
+        return check["name"]
+    relation = "<=" if check["name"] == "off_drivable" else ">"  # off-road: the first waypoint off a lane, in time
+    return f"{check['name']} ({value:.2f} {unit} {relation} {limit:.2f} {unit})"
+
+
+def monitor_lines(record: dict[str, Any] | None) -> list[str]:
+    """The monitor's record of a step as text: checks that fired, the fallback, the second opinion."""
+    if record is None:
+        return ["monitor: no record for this step (driven without --monitor, or not a planner step)"]
+    if record.get("error"):
+        return [f"monitor: failed ({record['error']}); the car braked"]
+    fired = [c for c in record.get("checks", []) if c.get("fired")]
+    ran = ", ".join(c["name"] for c in record.get("checks", []))
+    lines = [
+        f"monitor: fired {', '.join(_check_text(c) for c in fired)}" if fired else f"monitor: no check fired ({ran})"
+    ]
+    fb = record.get("fallback")
+    if fb:
+        left = f", {fb['hold_left_s']:.1f} s left" if "hold_left_s" in fb else ""
+        cap = f" (cap {fb['speed_cap_mps']:.1f} m/s{left})" if "speed_cap_mps" in fb else ""
+        lines.append(f"fallback: {fb['action']}{cap}{' - started here' if fb.get('started') else ''}")
+    second = record.get("second_opinion")
+    if second:
+        xy = second.get("trajectory") or []
+        pts = " ".join(f"({x:.1f}, {y:.1f})" for x, y in xy)
+        lines.append(f"second opinion (decoded tokens, {second.get('ms', 0.0):.0f} ms): {pts}")
+        if second.get("text"):
+            lines.append(f"second opinion explanation: {second['text']}")
+    return lines
+
+
 def run(args: argparse.Namespace) -> int:
     out = sys.stdout
     if args.interactive and args.json:
@@ -161,8 +210,11 @@ def run(args: argparse.Namespace) -> int:
             else render_sample_figure(obs, plan, text=text, title=where)
         )
         fig.save(args.figure)
+    monitor = monitor_record(args.episode, args.step) if args.episode is not None else None
     if args.json:
         record = {"frame": where, "plan": plan.to_dict(), "question": question or DEFAULT_QUESTION, "answer": answer}
+        if args.episode is not None:
+            record["monitor"] = monitor
         if args.figure is not None:
             record["figure"] = str(args.figure)
         print(json.dumps(record), file=out)
@@ -175,6 +227,8 @@ def run(args: argparse.Namespace) -> int:
     )
     print("\n".join(plan_lines(plan)), file=out)
     print(f"Q: {question or DEFAULT_QUESTION}\nA: {answer}", file=out)
+    if args.episode is not None:
+        print("\n".join(monitor_lines(monitor)), file=out)
     if args.figure is not None:
         print(f"figure: {args.figure}", file=out)
     if args.interactive:

@@ -215,3 +215,51 @@ def test_real_tiny_policy(episode, tmp_path, capsys):
     ]
     assert len(rows) == 6
     assert f"Q: {DEFAULT_Q}\nA: " in out and "Q: Is the light red?\nA: " in out
+
+
+class _SwervingPlanner:
+    """12 m/s ahead, swerving 5 m left on every second call: the monitor's plan-jump check fires."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def reset(self) -> None:
+        self.calls = 0
+
+    def predict_batch(self, observations):
+        self.calls += 1
+        xy = np.stack([np.arange(1, 7) * 6.0, np.full(6, 5.0 * (self.calls % 2 == 0))], axis=1).astype(np.float32)
+        return [Plan(Trajectory(xy)) for _ in observations]
+
+    def second_opinion(self, obs, explain=True):
+        xy = np.stack([np.arange(1, 7) * 2.0, np.zeros(6)], axis=1).astype(np.float32)
+        return Plan(Trajectory(xy), text="Slow down and keep the lane." if explain else None)
+
+
+def test_episode_step_shows_the_monitor_record(stub, policy_dir, tmp_path, capsys):
+    from drive_vla.closed_loop import DriveLoopConfig, run_episode
+    from drive_vla.control import make_controller
+    from drive_vla.monitor import MonitorConfig
+    from drive_vla.sim.env import EmbeddedEnv
+
+    ep = tmp_path / "drive"
+    cfg = DriveLoopConfig(max_time_s=2.0, explain_every_s=0, strip_every_s=0, monitor=MonitorConfig())
+    run_episode(EmbeddedEnv(image_wh=(64, 36)), _SwervingPlanner(), make_controller("pid"), "highway", 4, cfg, ep)
+    steps = [json.loads(line) for line in (ep / "steps.jsonl").read_text().splitlines()]
+    k = next(s["step"] for s in steps if s.get("monitor", {}).get("fired"))
+    assert _explain(policy_dir, "--episode", str(ep), "--step", str(k)) == 0
+    out = capsys.readouterr().out
+    assert "monitor: fired plan_jump (" in out and "m > 4.00 m)" in out
+    assert "fallback: slow: path kept, speed capped (cap 5.0 m/s, 3.0 s left) - started here" in out
+    assert "second opinion (decoded tokens" in out and "(12.0, 0.0)" in out
+    assert "second opinion explanation: Slow down and keep the lane." in out
+    assert _explain(policy_dir, "--episode", str(ep), "--step", "0", "--json") == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["monitor"]["fired"] == [] and {c["name"] for c in record["monitor"]["checks"]} >= {"plan_jump"}
+    assert _explain(policy_dir, "--episode", str(ep), "--step", "0") == 0
+    assert "monitor: no check fired (input_fault, plan_jump, off_drivable)" in capsys.readouterr().out
+
+
+def test_episode_without_monitor_says_so(stub, episode, policy_dir, capsys):
+    assert _explain(policy_dir, "--episode", str(episode), "--step", "3") == 0
+    assert "monitor: no record for this step" in capsys.readouterr().out

@@ -184,3 +184,21 @@ def test_head_tokens_cross_check_at_a_low_rate(env):
     # The slow path plans 4 m/s against the head's 12 m/s: 24 m apart at 3 s, so it fires and is explained.
     assert all(c["fired"] and c["value"] == pytest.approx(24.0) for c in cross.values())
     assert planner.asked[:2] == [False, True]  # the cheap cross-check first, then the explained opinion
+
+
+def test_drive_cli_monitor_report(tmp_path, capsys):
+    from drive_vla.cli.main import main
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("name: t\nenv: embedded\nmax_time_s: 3.0\nroutes:\n  - {scenario: highway, seed: 3}\n")
+    args = ["drive", "--baseline", "constant_velocity", "--suite", str(suite), "--image-size", "64x36", "--no-report"]
+    assert main([*args, "--out", str(tmp_path / "on"), "--monitor", "on"]) == 0
+    assert "failure monitor on" in capsys.readouterr().out
+    report = json.loads((tmp_path / "on" / "drive_report.json").read_text())
+    model = report["models"]["constant_velocity"]
+    assert report["monitor"] == "on" and report["monitor_config"]["plan_jump_m"] == 4.0
+    assert model["monitor"]["mode"] == "on" and model["episodes"][0]["monitor"]["driven_s"] == pytest.approx(3.0)
+    row = report["table"][0]
+    assert {"monitor_fires_per_min", "infractions_flagged", "infractions_missed"} <= set(row)
+    with pytest.raises(SystemExit):
+        main([*args, "--out", str(tmp_path / "x"), "--monitor", "maybe"])
