@@ -68,6 +68,7 @@ class Constraint:
     agent: object = None
     min_gap_m: float | None = None
     accel_mps2: float | None = None  # set: this acceleration instead of IDM's
+    why: str = "has the right of way"  # yield: why the other car goes first ("is already in the junction", ...)
 
 
 def accel_to_control(accel_mps2: float, speed_mps: float, ego: EgoDynamicsConfig, steer: float) -> Control:
@@ -121,7 +122,7 @@ def explain(
             text = f"The ego car waits on the ramp for a safe gap, yielding to the {who} in the lane it merges into."
         else:
             place = "roundabout entry" if world.scenario.name == "roundabout" else "intersection"
-            text = f"The ego car slows down at the {place} to yield to the {who}, which has the right of way."
+            text = f"The ego car slows down at the {place} to yield to the {who}, which {c.why}."
         return ExpertDecision("yielding", text, yield_to=c.agent.instance_id, **common)
     if c is not None:
         d = max(0.0, c.gap_m)

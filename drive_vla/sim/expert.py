@@ -3,9 +3,9 @@
 The expert follows its route to the destination: pure pursuit on the lane centre line (lateral), IDM
 towards a target speed limited by the road's curvature (longitudinal), with every reason to slow down
 expressed as a virtual or real obstacle on its path: the vehicle ahead (following), a stopped vehicle or
-barrier (stopping, blocked), a yield line while crossing traffic with priority is predicted to pass
-(yielding), the route's end (stopping, goal). The binding one names the decision; the explanation is
-built from the same numbers, so it is a label and not a guess.
+barrier (stopping, blocked), a yield line while crossing traffic is predicted to pass that has priority,
+is already in the junction or is not giving way (yielding), the route's end (stopping, goal). The binding
+one names the decision; the explanation is built from the same numbers, so it is a label and not a guess.
 """
 
 from __future__ import annotations
@@ -217,10 +217,13 @@ class Expert:
         if len(path) < 2:
             return []
         times = np.arange(0.5, cfg.crossing_horizon_s + 1e-9, 0.5)
+        forward = np.array([math.cos(ego.heading), math.sin(ego.heading)])
         out = []
         for v in world.traffic():
             if id(v) in skip or v.speed < cfg.stopped_speed_mps:
                 continue
+            if (v.position - ego.position) @ forward < 0.0 and math.cos(v.heading - ego.heading) > 0.7:
+                continue  # a follower: its constant-speed prediction drives through the ego, it does not cross
             if np.linalg.norm(v.position - ego.position) > cfg.crossing_check_m + v.speed * times[-1]:
                 continue
             positions, _ = v.predict_trajectory_constant_speed(times)
@@ -264,8 +267,8 @@ class Expert:
         best = None
         for v in world.traffic():
             in_junction = scenario.is_junction(v.lane_index)
-            if not in_junction and (v.speed < cfg.stopped_speed_mps or getattr(v, "is_yielding", False)):
-                continue  # standing or held by the regulation (maybe for the ego) before the junction
+            if not in_junction and v.speed < cfg.stopped_speed_mps:
+                continue  # standing before the junction; if it blocks the path, _on_path stops the ego
             if v.lane_index[:2] == ego.lane_index[:2] or np.linalg.norm(v.position - ego.position) > 90.0:
                 continue
             lanes = [v.lane_index] + [r for r in (v.route or []) if r[:2] != v.lane_index[:2]]
@@ -275,10 +278,12 @@ class Expert:
             conflict = lanes[k] if lanes[k][2] is not None else (*lanes[k][:2], 0)
             p_other = scenario.priority(net, conflict)
             # Right of way in practice: priority, or already inside the junction (a car standing or yielding
-            # there can move off at any time; entering beside it is how junctions deadlock), or too close to
-            # stop comfortably before the junction (highway-env's regulation re-decides who yields every
-            # 0.5 s on constant-speed predictions, so a car that yielded a moment ago may come through).
-            if not (p_other > p_ego or in_junction or self._committed(net, v, lanes[:k])):
+            # there can move off at any time; entering beside it is how junctions deadlock), or not visibly
+            # giving way: only a car held by the regulation that can still stop comfortably before the
+            # junction is trusted to wait (highway-env re-decides who yields every 0.5 s on constant-speed
+            # predictions, so a car that is not yielding now may well come through).
+            trusted = getattr(v, "is_yielding", False) and not self._committed(net, v, lanes[:k])
+            if not (p_other > p_ego or in_junction or not trusted):
                 continue
             positions, _ = v.predict_trajectory_constant_speed(times)
             track = np.concatenate([v.position[None], np.asarray(positions)])  # (T, 2) at t = 0, 0.5, ...
@@ -289,10 +294,18 @@ class Expert:
             if overlap.any():
                 t_hit = float(tau[np.flatnonzero(overlap.any(axis=1))[0]])
                 if best is None or t_hit < best[0]:
-                    best = (t_hit, v)
+                    place = "roundabout" if scenario.name == "roundabout" else "intersection"
+                    why = (
+                        "has the right of way"
+                        if p_other > p_ego
+                        else f"is already in the {place}"
+                        if in_junction
+                        else "is not giving way"
+                    )
+                    best = (t_hit, v, why)
         if best is None:
             return None
-        return Constraint(to_line - cfg.yield_stop_m, 0.0, "yield", best[1], min_gap_m=0.5)
+        return Constraint(to_line - cfg.yield_stop_m, 0.0, "yield", best[1], min_gap_m=0.5, why=best[2])
 
     def _committed(self, net, v, before: list) -> bool:
         """Whether vehicle ``v`` cannot stop comfortably before the junction (``before``: its lanes up to it)."""
