@@ -63,6 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "not yet validated, and it changes how routes are driven) runs no checks",
     )
     parser.add_argument(
+        "--monitor-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a failure-monitor threshold (repeatable), e.g. head_tokens_m=8 (see drive_vla/monitor.py)",
+    )
+    parser.add_argument(
         "--bootstrap-resamples", type=int, default=10_000, help="resamples of the 95%% confidence intervals"
     )
 
@@ -160,7 +167,6 @@ def run(args: argparse.Namespace) -> int:
     from drive_vla.eval.bootstrap import format_ci, route_cis
     from drive_vla.eval.closed_loop_scoring import summarize_routes
     from drive_vla.eval.monitor_metrics import merge_monitor_summaries
-    from drive_vla.monitor import MonitorConfig
     from drive_vla.suites import load_suite
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -172,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
     routes = suite.routes[: args.max_routes] if args.max_routes else suite.routes
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    monitor = None if args.monitor == "off" else MonitorConfig(intervene=args.monitor == "on")
+    monitor = _monitor_config(args.monitor, args.monitor_set)
     loop_cfg = DriveLoopConfig(policy_hz=args.policy_hz, max_time_s=suite.max_time_s, seed=args.seed, monitor=monitor)
     rows, ci_lines = [], []
     report = {
@@ -254,6 +260,19 @@ def run(args: argparse.Namespace) -> int:
     (out / "drive_report.md").write_text(table + "\n")
     print(f"wrote {out / 'drive_report.json'}")
     return 0
+
+
+def _monitor_config(mode: str, overrides: list[str]):
+    """The MonitorConfig of ``--monitor`` and ``--monitor-set`` (None when the monitor is off)."""
+    from drive_vla.config import apply_overrides, from_dict
+    from drive_vla.monitor import MonitorConfig
+
+    if mode == "off":
+        if overrides:
+            raise ValueError(f"--monitor-set: got {overrides}, but --monitor is off")
+        return None
+    data = apply_overrides({"intervene": mode == "on"}, overrides)
+    return from_dict(MonitorConfig, data)
 
 
 def _monitor_columns(total: dict) -> dict:

@@ -192,13 +192,15 @@ def test_drive_cli_monitor_report(tmp_path, capsys):
     suite = tmp_path / "suite.yaml"
     suite.write_text("name: t\nenv: embedded\nmax_time_s: 3.0\nroutes:\n  - {scenario: highway, seed: 3}\n")
     args = ["drive", "--baseline", "constant_velocity", "--suite", str(suite), "--image-size", "64x36", "--no-report"]
-    assert main([*args, "--out", str(tmp_path / "on"), "--monitor", "on"]) == 0
+    assert main([*args, "--out", str(tmp_path / "on"), "--monitor", "on", "--monitor-set", "hold_s=2"]) == 0
     assert "failure monitor on" in capsys.readouterr().out
     report = json.loads((tmp_path / "on" / "drive_report.json").read_text())
     model = report["models"]["constant_velocity"]
-    assert report["monitor"] == "on" and report["monitor_config"]["plan_jump_m"] == 4.0
+    assert report["monitor"] == "on" and report["monitor_config"]["hold_s"] == 2.0
     assert model["monitor"]["mode"] == "on" and model["episodes"][0]["monitor"]["driven_s"] == pytest.approx(3.0)
     row = report["table"][0]
     assert {"monitor_fires_per_min", "infractions_flagged", "infractions_missed"} <= set(row)
+    with pytest.raises(ValueError, match="--monitor-set: .* --monitor is off"):
+        main([*args, "--out", str(tmp_path / "x"), "--monitor-set", "hold_s=2"])
     with pytest.raises(SystemExit):
         main([*args, "--out", str(tmp_path / "x"), "--monitor", "maybe"])
