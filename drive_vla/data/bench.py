@@ -42,7 +42,7 @@ def _sim_rows(args: argparse.Namespace, out: Path) -> tuple[list[dict[str, Any]]
     rows: list[dict[str, Any]] = []
     w, h = args.image_size
     try:
-        from drive_vla.sim.world import EmbeddedWorld
+        from drive_vla.sim.embedded import EmbeddedWorld
     except ImportError as exc:
         why = f"drive_vla.sim not importable yet ({exc})"
         rows += [

@@ -40,7 +40,7 @@ def probe_observations(
     seeds: Sequence[int], offsets_m: Sequence[float], image_wh: tuple[int, int], warmup_steps: int = 30
 ) -> list[tuple[int, float, Observation]]:
     """(seed, offset, observation) on highway routes after ``warmup_steps`` expert steps, ego shifted by offset."""
-    from drive_vla.sim.world import EmbeddedWorld
+    from drive_vla.sim.embedded import EmbeddedWorld
 
     world, out = EmbeddedWorld(), []
     for seed in seeds:

@@ -1,14 +1,20 @@
 """The embedded driving world: highway-env roads and traffic, an expert driver, six cameras, dataset writing.
 
-Modules:
-    world.py     EmbeddedWorld, the API below (global frame, ego state, agents, route, flags, cameras).
+Modules (imports run one way: world.py is the core; scenarios, expert and renderer act on it; embedded.py
+composes them; dataset, env, onpolicy and bench_api use the composed world):
+    world.py     World, the core: roads, traffic, ego, route tracking, collisions, pose log, step(Control).
     scenarios.py the scenario suite: highway, merge, intersection, roundabout (seeded routes and traffic).
     expert.py    the expert driver: pure pursuit, IDM, yielding, merging, stopping.
     decision.py  ExpertDecision (reason code, explanation, control, lead / yield target) and its sentence.
-    roads.py     highway-env roads with cached neighbour search (same traffic, less cost).
     render.py    the six-camera pinhole renderer (numpy + OpenCV, near-plane clipping, painter's order).
+    embedded.py  EmbeddedWorld: World + scenario suite + expert + cameras (reset by name, step(None), render).
+    vehicles.py  highway-env traffic vehicles with ids and sizes, and the ego car.
+    route.py     the ego's route through the lane graph, and the path ahead on it.
+    roads.py     highway-env roads with cached neighbour search (same traffic, less cost).
     dataset.py   make_embedded(): record the expert as a nuScenes-format dataset with DriveLM-style labels.
     qa.py        per-sample QA built from simulator facts.
+    env.py       EmbeddedEnv, the closed-loop DrivingEnv backend, and the expert as a planner.
+    onpolicy.py  on-policy rollouts labelled by the expert (DAgger).
     config.py    WorldConfig (ego dynamics, traffic, expert, camera) and DatasetConfig.
     bench_api.py timing functions (world steps/s, render keyframes/s, dataset samples/s).
 
@@ -30,7 +36,8 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "EmbeddedWorld": "drive_vla.sim.world",
+    "EmbeddedWorld": "drive_vla.sim.embedded",
+    "World": "drive_vla.sim.world",
     "Agent": "drive_vla.sim.world",
     "WorldConfig": "drive_vla.sim.config",
     "DatasetConfig": "drive_vla.sim.config",

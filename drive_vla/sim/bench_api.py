@@ -13,7 +13,7 @@ from typing import Any
 
 from drive_vla.sim.config import DatasetConfig, WorldConfig
 from drive_vla.sim.dataset import make_embedded, with_keyframes
-from drive_vla.sim.world import EmbeddedWorld
+from drive_vla.sim.embedded import EmbeddedWorld
 
 
 def world_steps_per_s(

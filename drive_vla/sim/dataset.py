@@ -20,10 +20,11 @@ import numpy as np
 from drive_vla.data import labels as label_rules
 from drive_vla.geometry import global_poses_to_local, rig_calibration, yaw_to_quat
 from drive_vla.sim.config import DatasetConfig, check_image_size
+from drive_vla.sim.embedded import EmbeddedWorld
 from drive_vla.sim.expert import ExpertDecision
 from drive_vla.sim.qa import build_qa
 from drive_vla.sim.scenarios import SCENARIOS
-from drive_vla.sim.world import Agent, EmbeddedWorld
+from drive_vla.sim.world import Agent
 from drive_vla.types import FUTURE_STEPS, STEP_DT_S, Control, EgoState
 
 TIME_ORIGIN_US = 1_700_000_000_000_000  # scene i starts at TIME_ORIGIN_US + i * SCENE_SPACING_US

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from drive_vla.geometry import global_poses_to_local, sim_to_global
 from drive_vla.sim.config import EgoDynamicsConfig
+from drive_vla.sim.world import World
 from drive_vla.types import Control
-
-if TYPE_CHECKING:
-    from drive_vla.sim.world import EmbeddedWorld
 
 REASONS = ("free_road", "following", "yielding", "turning", "stopping")
 
@@ -86,7 +83,7 @@ def accel_to_control(accel_mps2: float, speed_mps: float, ego: EgoDynamicsConfig
 
 
 def explain(
-    world: EmbeddedWorld,
+    world: World,
     c: Constraint | None,
     control: Control,
     a: float,
@@ -166,7 +163,7 @@ def _noun(agent) -> str:
     return "truck" if getattr(agent, "category", "") == "vehicle.truck" else "car"
 
 
-def _describe(world: EmbeddedWorld, agent) -> str:
+def _describe(world: World, agent) -> str:
     """ "car approaching from the left", "oncoming car", ...: from the agent's bearing in the ego frame."""
     x, y, yaw = sim_to_global(*agent.position, agent.heading)
     local = global_poses_to_local(np.array([[x, y, yaw]]), world.ego_pose)[0]

@@ -14,7 +14,7 @@ import numpy as np
 
 from drive_vla.geometry import global_to_sim, local_poses_to_global
 from drive_vla.sim.config import WorldConfig
-from drive_vla.sim.world import EmbeddedWorld
+from drive_vla.sim.embedded import EmbeddedWorld
 from drive_vla.types import STEP_DT_S, Control, EgoState, Observation, Plan, StepResult, Trajectory
 
 

@@ -6,12 +6,12 @@ expressed as a virtual or real obstacle on its path: the vehicle ahead (followin
 barrier (stopping, blocked), a yield line while crossing traffic is predicted to pass that has priority,
 is already in the junction or is not giving way (yielding), the route's end (stopping, goal). The binding
 one names the decision; the explanation is built from the same numbers, so it is a label and not a guess.
+It reads the core ``World`` (world.py) and never changes it; embedded.py applies its control.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 import numpy as np
 from highway_env.vehicle.objects import Obstacle
@@ -20,10 +20,8 @@ from drive_vla.geometry import canonical_steering_from_sim
 from drive_vla.sim.config import EgoDynamicsConfig, ExpertConfig
 from drive_vla.sim.decision import REASONS, Constraint, ExpertDecision, accel_to_control, explain
 from drive_vla.sim.route import path_ahead
+from drive_vla.sim.world import World
 from drive_vla.types import Command
-
-if TYPE_CHECKING:
-    from drive_vla.sim.world import EmbeddedWorld
 
 __all__ = ["REASONS", "Expert", "ExpertDecision"]
 
@@ -43,7 +41,7 @@ class Expert:
 
     # ------------------------------------------------------------------ main entry
 
-    def decide(self, world: EmbeddedWorld) -> ExpertDecision:
+    def decide(self, world: World) -> ExpertDecision:
         """The expert's control and decision for the world's current state (does not change the world)."""
         cfg, ego = self.cfg, world.ego
         route, piece = world.route, world.route_piece
@@ -174,7 +172,7 @@ class Expert:
 
     # ------------------------------------------------------------------ what is on the path
 
-    def _on_path(self, world: EmbeddedWorld, xy: np.ndarray, arc: np.ndarray, widen: float = 0.0) -> list[Constraint]:
+    def _on_path(self, world: World, xy: np.ndarray, arc: np.ndarray, widen: float = 0.0) -> list[Constraint]:
         """Vehicles and barriers whose footprint reaches into the corridor the ego sweeps along the path."""
         cfg, ego = self.cfg, world.ego
         half_w, half_l = self.ego_cfg.width_m / 2, self.ego_cfg.length_m / 2
@@ -207,7 +205,7 @@ class Expert:
             out.append(Constraint(gap, speed, "static" if isinstance(t, Obstacle) else "vehicle", t))
         return out
 
-    def _crossing(self, world: EmbeddedWorld, xy, arc, target_speed: float, skip: set[int]) -> list[Constraint]:
+    def _crossing(self, world: World, xy, arc, target_speed: float, skip: set[int]) -> list[Constraint]:
         """Moving vehicles predicted (highway-env, constant speed along their route) to enter the ego's
         corridor ahead while the ego would be there: brake for them where they will cross."""
         cfg, ego = self.cfg, world.ego
@@ -241,7 +239,7 @@ class Expert:
 
     # ------------------------------------------------------------------ right of way
 
-    def _yield(self, world: EmbeddedWorld, piece: int, target_speed: float) -> Constraint | None:
+    def _yield(self, world: World, piece: int, target_speed: float) -> Constraint | None:
         """A stop at the yield line while a vehicle with priority is predicted to pass through the ego's
         junction path at about the time the ego would be there (gap acceptance on predicted times)."""
         cfg, ego, route = self.cfg, world.ego, world.route
@@ -325,7 +323,7 @@ class Expert:
         accel_phase = (-v + np.sqrt(v * v + 2 * a * d)) / a
         return np.where(d <= d_acc, accel_phase, t_acc + (d - d_acc) / v_cap)
 
-    def _merge(self, world: EmbeddedWorld, piece: int):
+    def _merge(self, world: World, piece: int):
         """On a merge lane: change lanes when the gap is safe; else return the vehicle that closes the gap."""
         cfg, ego, route = self.cfg, world.ego, world.route
         if route.merge_to is None or piece != route.maneuver_piece or self.lane_override is not None:
@@ -355,7 +353,7 @@ class Expert:
 
     # ------------------------------------------------------------------ explanation
 
-    def _turning(self, world, lat: float) -> str | None:
+    def _turning(self, world: World, lat: float) -> str | None:
         route = world.route
         if route.maneuver not in (Command.LEFT, Command.RIGHT) or route.maneuver_piece is None:
             return None

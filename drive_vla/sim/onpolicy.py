@@ -20,7 +20,7 @@ import numpy as np
 from drive_vla.closed_loop import safe_control, safe_plan
 from drive_vla.control.base import Controller
 from drive_vla.sim.dataset import Episode, Frame, capture_frame, future_poses, sample_label, scene_record
-from drive_vla.sim.world import EmbeddedWorld
+from drive_vla.sim.embedded import EmbeddedWorld
 from drive_vla.types import FUTURE_STEPS, Planner
 
 

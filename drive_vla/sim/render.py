@@ -10,7 +10,6 @@ Vehicles are shaded boxes (back faces culled) drawn far to near (painter's algor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -18,10 +17,8 @@ from highway_env.road.lane import LineType, StraightLane
 
 from drive_vla.geometry import box_corners, invert_transform, pose_to_transform, rig_calibration, sim_to_global
 from drive_vla.sim.config import CameraConfig
+from drive_vla.sim.world import Agent
 from drive_vla.types import CAMERA_NAMES
-
-if TYPE_CHECKING:
-    from drive_vla.sim.world import Agent
 
 ROAD_RGB = (88, 90, 96)
 MARKING_RGB = (232, 232, 225)

@@ -4,14 +4,13 @@ Each scenario builds a highway-env road (its own road-network construction), pic
 route from a seeded generator, places initial traffic and keeps traffic flowing while the episode runs.
 Scenario types: ``highway`` (multi-lane cruising), ``merge`` (on-ramp onto a two-lane highway, or the
 highway beside it), ``intersection`` (four-way junction, exits left / straight / right) and
-``roundabout`` (two-lane roundabout, first / second / third exit).
+``roundabout`` (two-lane roundabout, first / second / third exit). Scenarios act on the core ``World``
+(world.py, whose ``TrafficScenario`` they implement) through its ``spawn``, ``despawn`` and ``traffic``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 from highway_env.envs.intersection_env import IntersectionEnv
@@ -23,21 +22,8 @@ from highway_env.vehicle.objects import Obstacle
 
 from drive_vla.sim.roads import FastRegulatedRoad, FastRoad
 from drive_vla.sim.route import Route
+from drive_vla.sim.world import EpisodeSetup, World
 from drive_vla.types import Command
-
-if TYPE_CHECKING:
-    from drive_vla.sim.world import EmbeddedWorld
-
-
-@dataclass
-class EpisodeSetup:
-    """What a scenario hands the world at reset: the road, the route (starting where the ego starts)."""
-
-    road: Road
-    route: Route
-    ego_speed_mps: float
-    desired_speed_mps: float
-    description: str
 
 
 def _env_road(env_cls: type, **config: object) -> Road:
@@ -65,19 +51,20 @@ def _cached(key: tuple, build: Callable[[], tuple[RoadNetwork, list]]) -> tuple[
 
 
 class Scenario:
-    """Base class: subclasses set ``name`` and implement ``setup``, ``populate`` and ``maintain``."""
+    """Base class of the suite's scenarios (a world.TrafficScenario): subclasses set ``name`` and
+    implement ``setup``, ``populate`` and ``maintain``."""
 
     name = ""
     nominal_vehicles = 8
     idm: dict[str, float] = {}
 
-    def setup(self, rng: np.random.Generator, world: EmbeddedWorld) -> EpisodeSetup:
+    def setup(self, rng: np.random.Generator, world: World) -> EpisodeSetup:
         raise NotImplementedError
 
-    def populate(self, world: EmbeddedWorld, rng: np.random.Generator) -> None:
+    def populate(self, world: World, rng: np.random.Generator) -> None:
         """Place the initial traffic (the ego is already on the road)."""
 
-    def maintain(self, world: EmbeddedWorld, rng: np.random.Generator) -> None:
+    def maintain(self, world: World, rng: np.random.Generator) -> None:
         """Called every step: spawn traffic at the network's entries, remove vehicles that left."""
 
     def priority(self, network: RoadNetwork, lane: LaneIndex) -> int:

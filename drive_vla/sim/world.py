@@ -1,21 +1,27 @@
-"""EmbeddedWorld: highway-env roads and traffic, the ego car, its expert, six cameras, in the global frame.
+"""The core of the embedded world: highway-env roads and traffic, the ego car, its route, collisions and pose log.
 
-World API (all poses in the right-handed global frame: x east, y north, z up, yaw CCW radians; the ego
+The world is the state that everything else acts on; it imports none of the scenarios, the expert, the
+renderer or the dataset code. A scenario (``TrafficScenario``, see scenarios.py) hands it the road and
+route of an episode and keeps its traffic flowing; a driver (the expert, a policy) chooses each step's
+Control; embedded.py composes world, scenarios, expert and cameras into ``EmbeddedWorld``.
+
+Core API (all poses in the right-handed global frame: x east, y north, z up, yaw CCW radians; the ego
 pose is its rear axle, the nuScenes ego-frame origin):
 
-    world = EmbeddedWorld(WorldConfig())          # or load_config(WorldConfig, "configs/sim/world.yaml")
-    world.reset("intersection", seed=3)           # deterministic for (scenario, seed); drives the warm-up
-    info = world.step(None)                       # one dt step; None = the expert drives, else a Control
-    world.expert_decision()                       # ExpertDecision: reason, explanation, control, lead, ...
+    world = World(WorldConfig())
+    world.start(scenario, seed=3)                 # a TrafficScenario; deterministic for (scenario, seed)
+    while world.in_warmup:                        # time starts at -warmup_s: some driver warms it up
+        world.step(Control(throttle=0.3))
+    info = world.step(control)                    # one dt step under a drive_vla.types.Control
     world.ego_pose, world.ego_speed_mps, world.ego_state()   # (x, y, yaw), m/s, EgoState(source="sim")
+    world.pose_log(), world.history()             # logged poses; past poses in the current ego frame
     world.agents()                                # list[Agent]: id, category, xyz, lwh, yaw, velocity
     world.agent_boxes()                           # Boxes of the agents in the current ego frame
     world.route_completion, world.distance_from_route_m
     world.collision, world.off_road, world.goal_reached, world.done, world.done_reason
     world.command, world.instruction              # the route's navigation command and sentence now
     world.route_target()                          # (2, 2) the next route points in the ego frame
-    world.render(width, height)                   # {camera: (H, W, 3) uint8 RGB}, the nuScenes rig
-    world.observation(width, height)              # drive_vla.types.Observation (4 history poses at 2 Hz)
+    world.spawn(...), world.despawn(vehicle)      # traffic management, for scenarios
 
 ``step`` returns a dict with "time_s", "route_completion", "collision" (None | "vehicle" | "static"),
 "off_road", "off_route_m", "speed_mps", "goal_reached", "done", "reason" (None | "goal" | "collision" |
@@ -28,10 +34,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from highway_env import utils as he_utils
-from highway_env.road.road import LaneIndex
+from highway_env.road.road import LaneIndex, Road, RoadNetwork
 from highway_env.vehicle.objects import Obstacle
 
 from drive_vla.data.labels import instruction_for_command
@@ -39,20 +46,15 @@ from drive_vla.geometry import (
     global_points_to_local,
     global_poses_to_local,
     global_to_sim,
-    rig_calibration,
     sim_steering_from_canonical,
     sim_to_global,
     wrap_angle,
 )
 from drive_vla.route_planner import RoutePlanner, sample_polyline
-from drive_vla.sim.config import WorldConfig, check_image_size
-from drive_vla.sim.expert import Expert, ExpertDecision
-from drive_vla.sim.render import CameraRenderer, static_scene_for
+from drive_vla.sim.config import WorldConfig
 from drive_vla.sim.route import LaneCache, Route
-from drive_vla.sim.scenarios import SCENARIOS, Scenario, make_scenario
 from drive_vla.sim.vehicles import EgoVehicle, TrafficVehicle, make_traffic
 from drive_vla.types import (
-    CAMERA_NAMES,
     HISTORY_STEPS,
     ROUTE_TARGET_POINTS,
     STEP_DT_S,
@@ -60,7 +62,6 @@ from drive_vla.types import (
     Command,
     Control,
     EgoState,
-    Observation,
 )
 
 COMMAND_LOOKAHEAD_M = 30.0  # the route's turn becomes the navigation command this far before the junction
@@ -96,37 +97,69 @@ class Agent:
 _BARRIER_RGB = (235, 120, 40)
 
 
-class EmbeddedWorld:
-    """The embedded driving world (see the module docstring for the API)."""
+@dataclass
+class EpisodeSetup:
+    """What a scenario hands the world at the start of an episode: the road, the route (starting where
+    the ego starts), the ego's initial and desired speeds, and a sentence describing the episode."""
+
+    road: Road
+    route: Route
+    ego_speed_mps: float
+    desired_speed_mps: float
+    description: str
+
+
+class TrafficScenario(Protocol):
+    """What the world asks of a scenario (scenarios.py holds the suite), and the road rules drivers read."""
+
+    name: str
+    idm: dict[str, float]  # IDM parameters of the traffic it spawns (highway-env's defaults where empty)
+
+    def setup(self, rng: np.random.Generator, world: World) -> EpisodeSetup:
+        """The episode's road and route, drawn from ``rng`` (the world's ``density`` is already drawn)."""
+        ...
+
+    def populate(self, world: World, rng: np.random.Generator) -> None:
+        """Place the initial traffic (the ego is already on the road)."""
+        ...
+
+    def maintain(self, world: World, rng: np.random.Generator) -> None:
+        """Called every step: spawn traffic at the network's entries, remove vehicles that left."""
+        ...
+
+    def priority(self, network: RoadNetwork, lane: LaneIndex) -> int:
+        """Right-of-way level of a lane (higher goes first)."""
+        ...
+
+    def is_junction(self, lane: LaneIndex) -> bool:
+        """Whether a lane lies inside a junction (where crossing traffic may conflict)."""
+        ...
+
+
+class World:
+    """The core of the embedded world (see the module docstring for the API)."""
 
     def __init__(self, config: WorldConfig | None = None):
         self.cfg = config or WorldConfig()
         if not isinstance(self.cfg, WorldConfig):
             raise ValueError(f"config: got {type(self.cfg).__name__}, expected a WorldConfig")
-        self.expert = Expert(self.cfg.expert, self.cfg.ego)
-        self.renderer = CameraRenderer(self.cfg.camera)
-        self.scenario: Scenario | None = None
-
-    @staticmethod
-    def scenario_names() -> list[str]:
-        """Names accepted by ``reset``."""
-        return sorted(SCENARIOS)
+        self.scenario: TrafficScenario | None = None
 
     # ------------------------------------------------------------------ episode
 
-    def reset(self, scenario: str, seed: int) -> None:
+    def start(self, scenario: TrafficScenario, seed: int) -> None:
         """Start an episode of ``scenario``; everything random is drawn from ``seed``.
 
-        The expert drives ``warmup_s`` first (so the pose history is real); time 0 is the first keyframe.
+        Time starts at ``-warmup_s``: a driver steps the world through the warm-up (``in_warmup``), so the
+        pose history at time 0, the first keyframe, is real.
         """
-        sc = make_scenario(scenario)
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ValueError(f"seed: got {seed!r}, expected a non-negative integer")
         cfg = self.cfg
         setup_rng, road_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(int(seed)).spawn(2))
-        self.scenario, self.seed = sc, int(seed)
+        self.scenario, self.seed = scenario, int(seed)
         self.density = float(setup_rng.uniform(*cfg.traffic.density_range))
-        setup = sc.setup(setup_rng, self)
+        setup = scenario.setup(setup_rng, self)
         self.road = setup.road
         self.road.np_random = road_rng
         self.lanes = _lane_cache(self.road.network)
@@ -136,7 +169,7 @@ class EmbeddedWorld:
         s0 = self.route.start_s
         self.ego = EgoVehicle(self.road, lane.position(s0, 0.0), lane.heading_at(s0), setup.ego_speed_mps, cfg.ego)
         self.road.vehicles.append(self.ego)
-        self.expert.reset(setup.desired_speed_mps)
+        self.desired_speed_mps = setup.desired_speed_mps  # the scenario's cruise speed for the ego's driver
         self._rng = setup_rng
         self._next_id = 0
         self._all_lanes = self.road.network.lanes_list()
@@ -146,34 +179,28 @@ class EmbeddedWorld:
             [sim_to_global(x, y, 0.0)[:2] for x, y in sample_polyline(self.route.xy, cfg.route_point_spacing_m)]
         )
         self._track_route()
-        sc.populate(self, setup_rng)
+        scenario.populate(self, setup_rng)
         self.collision: str | None = None
         self.collision_with: str | None = None
         self.goal_reached = False
         self.done_reason: str | None = None
         self._steps = -int(round(cfg.warmup_s / cfg.dt_s))
         self._log: list[tuple[float, float, float, float, float, float, float]] = []  # t, x, y, yaw, v, a, steer
-        self._decision: ExpertDecision | None = None
         self._last_control = Control()
         self._record()
-        while self._steps < 0:
-            self.step(None)
 
-    def step(self, control: Control | None = None) -> dict:
-        """Advance one ``dt_s`` step; ``None`` lets the expert drive. Returns the step facts (module docstring)."""
+    def step(self, control: Control) -> dict:
+        """Advance one ``dt_s`` step under ``control``. Returns the step facts (module docstring)."""
         if self.scenario is None:
-            raise RuntimeError("EmbeddedWorld.step: call reset(scenario, seed) first")
-        if control is None:
-            control = self.expert_decision().control
-        elif not isinstance(control, Control):
-            raise ValueError(f"control: got {type(control).__name__}, expected a drive_vla.types.Control or None")
+            raise RuntimeError("World.step: call start(scenario, seed) first")
+        if not isinstance(control, Control):
+            raise ValueError(f"control: got {type(control).__name__}, expected a drive_vla.types.Control")
         ego, cfg = self.ego, self.cfg
         accel = self._accel_from(control)
         ego.command(sim_steering_from_canonical(control.steer * cfg.ego.max_steer_rad), accel)
         self.road.act()
         self.road.step(cfg.dt_s)
         self._steps += 1
-        self._decision = None
         self._last_control = control
         self._track_route()
         self._check_collision()
@@ -210,19 +237,16 @@ class EmbeddedWorld:
             "control": self._last_control,
         }
 
-    # ------------------------------------------------------------------ expert
-
-    def expert_decision(self) -> ExpertDecision:
-        """What the expert would do now, and why (cached until the next step)."""
-        if self._decision is None:
-            self._decision = self.expert.decide(self)
-        return self._decision
-
     # ------------------------------------------------------------------ ego
 
     @property
     def time_s(self) -> float:
         return self._steps * self.cfg.dt_s
+
+    @property
+    def in_warmup(self) -> bool:
+        """Before time 0: the warm-up steps that give the first keyframe a real pose history."""
+        return self._steps < 0
 
     @property
     def is_keyframe(self) -> bool:
@@ -313,7 +337,6 @@ class EmbeddedWorld:
         sx, sy, _ = global_to_sim(dx, dy, 0.0)
         self.ego.position = self.ego.position + np.array([sx, sy])
         self._log = [(t, x + dx, y + dy, *rest) for t, x, y, *rest in self._log]
-        self._decision = None
         self._track_route()
 
     # ------------------------------------------------------------------ agents
@@ -364,39 +387,6 @@ class EmbeddedWorld:
             tuple(a.instance_id for a in agents),
         )
 
-    # ------------------------------------------------------------------ cameras
-
-    def calibration(self, width: int | None = None, height: int | None = None):
-        """(intrinsics, cam2ego extrinsics) of the rig at this render size."""
-        w, h = self._size(width, height)
-        return rig_calibration(w, h)
-
-    def render(
-        self, width: int | None = None, height: int | None = None, cameras=CAMERA_NAMES
-    ) -> dict[str, np.ndarray]:
-        """Render the cameras: {camera: (H, W, 3) uint8 RGB} (default size from the camera config)."""
-        w, h = self._size(width, height)
-        images, _ = self.renderer.render(
-            static_scene_for(self.road.network, self.cfg.camera), self.ego_pose, self.agents(), w, h, cameras
-        )
-        return images
-
-    def observation(self, width: int | None = None, height: int | None = None) -> Observation:
-        """The policy's view now: six images, calibration, ego state, history, command and instruction."""
-        w, h = self._size(width, height)
-        intr, extr = rig_calibration(w, h)
-        return Observation(
-            images=self.render(w, h),
-            intrinsics=intr,
-            extrinsics=extr,
-            ego=self.ego_state(),
-            history=self.history(),
-            command=self.command,
-            instruction=self.instruction,
-            timestamp_s=self.time_s,
-            route_target=self.route_target(),
-        )
-
     # ------------------------------------------------------------------ traffic management (scenarios)
 
     def spawn(
@@ -440,12 +430,6 @@ class EmbeddedWorld:
             self.road.vehicles.remove(vehicle)
 
     # ------------------------------------------------------------------ internals
-
-    def _size(self, width, height) -> tuple[int, int]:
-        w = self.cfg.camera.width if width is None else width
-        h = self.cfg.camera.height if height is None else height
-        check_image_size("image", w, h)
-        return int(w), int(h)
 
     def _accel_from(self, control: Control) -> float:
         e = self.cfg.ego

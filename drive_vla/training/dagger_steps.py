@@ -66,8 +66,8 @@ def collect_round(
     from drive_vla.control import make_controller
     from drive_vla.policy import DrivingPolicy
     from drive_vla.sim.dataset import HELD_OUT_SEEDS
+    from drive_vla.sim.embedded import EmbeddedWorld
     from drive_vla.sim.onpolicy import rollout, write_onpolicy_dataset
-    from drive_vla.sim.world import EmbeddedWorld
 
     d = cfg.dagger
     beta = d.beta(round_index)

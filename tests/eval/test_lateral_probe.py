@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from drive_vla.eval.lateral_probe import fit_line, probe, probe_observations
-from drive_vla.sim.world import EmbeddedWorld
+from drive_vla.sim.embedded import EmbeddedWorld
 from drive_vla.types import Plan, Trajectory
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from drive_vla.sim.config import CameraConfig, WorldConfig
-from drive_vla.sim.world import EmbeddedWorld
+from drive_vla.sim.embedded import EmbeddedWorld
 
 
 @pytest.fixture

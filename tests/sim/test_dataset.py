@@ -115,7 +115,7 @@ def test_make_embedded_writes_a_readable_dataset(tmp_path):
     assert len(reader) == 8
     # The reader's ground truth (from the written ego poses) matches the simulation's poses.
     (scenario, seed), world = scene_plan(2, 3, ["highway", "intersection"])[0], None
-    from drive_vla.sim.world import EmbeddedWorld
+    from drive_vla.sim.embedded import EmbeddedWorld
 
     world = EmbeddedWorld(cfg.world)
     episode = record_episode(world, scenario, seed, 4, None)

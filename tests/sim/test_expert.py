@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from drive_vla.sim.embedded import EmbeddedWorld
 from drive_vla.sim.expert import REASONS
-from drive_vla.sim.world import EmbeddedWorld
 from drive_vla.types import Command
 
 SCENARIOS = ["highway", "merge", "intersection", "roundabout"]

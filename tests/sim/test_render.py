@@ -7,9 +7,10 @@ import pytest
 
 from drive_vla.geometry import global_poses_to_local, project_boxes, project_points, rig_calibration
 from drive_vla.sim.config import CameraConfig
+from drive_vla.sim.embedded import EmbeddedWorld
 from drive_vla.sim.render import CameraRenderer, clip_polygon_near, static_scene_for
 from drive_vla.sim.scenarios import make_scenario
-from drive_vla.sim.world import Agent, EmbeddedWorld
+from drive_vla.sim.world import Agent
 from drive_vla.types import CAMERA_NAMES
 
 W, H = 160, 90

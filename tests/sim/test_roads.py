@@ -38,7 +38,7 @@ def test_vectorised_lane_coordinates_match_the_lanes(world):
 def test_traffic_evolves_exactly_as_on_highway_env_roads(tiny_config, scenario):
     from types import MethodType
 
-    from drive_vla.sim.world import EmbeddedWorld
+    from drive_vla.sim.embedded import EmbeddedWorld
 
     fast, plain = EmbeddedWorld(tiny_config), EmbeddedWorld(tiny_config)
     fast.reset(scenario, 4)

@@ -1,4 +1,4 @@
-"""EmbeddedWorld: determinism, API contract, frames, control mapping, bad input."""
+"""EmbeddedWorld and its core World: determinism, API contract, frames, control mapping, composition, bad input."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import pytest
 from drive_vla.config import load_config
 from drive_vla.geometry import global_poses_to_local, sim_to_global
 from drive_vla.sim.config import CameraConfig, DatasetConfig, WorldConfig
-from drive_vla.sim.world import EmbeddedWorld
+from drive_vla.sim.embedded import EmbeddedWorld
+from drive_vla.sim.expert import Expert
+from drive_vla.sim.scenarios import make_scenario
+from drive_vla.sim.world import World
 from drive_vla.types import CAMERA_NAMES, Command, Control, EgoState, Observation
 
 
@@ -60,6 +63,29 @@ def test_step_needs_reset_and_a_control(world):
     world.reset("highway", 0)
     with pytest.raises(ValueError, match="control: got dict"):
         world.step({"steer": 0.0})
+
+
+def test_core_world_needs_a_control_and_a_started_episode(tiny_config):
+    core = World(tiny_config)
+    with pytest.raises(RuntimeError, match="start"):
+        core.step(Control())
+    core.start(make_scenario("highway"), 0)
+    assert core.in_warmup and core.time_s < 0.0
+    with pytest.raises(ValueError, match="control: got NoneType, expected a drive_vla.types.Control$"):
+        core.step(None)
+
+
+def test_embedded_world_is_the_core_world_driven_by_the_expert(world, tiny_config):
+    world.reset("roundabout", 5)
+    for _ in range(10):
+        world.step(None)
+    core, expert = World(tiny_config), Expert(tiny_config.expert, tiny_config.ego)
+    core.start(make_scenario("roundabout"), 5)
+    expert.reset(core.desired_speed_mps)
+    while core.in_warmup or core.time_s < world.time_s - 1e-9:
+        core.step(expert.decide(core).control)
+    np.testing.assert_array_equal(core.pose_log(), world.pose_log())
+    assert [a.instance_id for a in core.agents()] == [a.instance_id for a in world.agents()]
 
 
 def test_step_reports_the_facts(world):
