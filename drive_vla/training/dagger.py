@@ -152,7 +152,11 @@ def run_dagger(cfg: TrainConfig, out_dir: str | Path) -> DaggerResult:
         result = train(stage, rd / "train")
         t2 = time.perf_counter()
         record["val_l2_avg_m"] = result.metrics.get("val/l2_avg_m")
-        record.update(steps.score_on_suite(result.policy_dir, suite, d.controller, f"round {r}: suite {suite.name}"))
+        record.update(
+            steps.score_on_suite(
+                result.policy_dir, suite, d.controller, f"round {r}: suite {suite.name}", d.policy_threads
+            )
+        )
         record["seconds"] = {
             "data": round(t1 - t0, 1),
             "train": round(t2 - t1, 1),

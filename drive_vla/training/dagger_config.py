@@ -35,6 +35,9 @@ class DaggerConfig:
         finetune_warmup_steps: warmup of the fine-tuning, optimiser steps.
         controller: how the policy's plans become controls in rollouts and scoring ("pid" or "tokens").
         suite: closed-loop suite scored after every round (a name under configs/eval or a YAML path).
+        policy_threads: torch CPU threads while the policy drives (rollouts, the suite); it plans one
+            observation at a time, which the tiny model does fastest on one thread (12 ms per plan on a
+            shared 2-core machine where 2 threads took 270-830 ms). 0 = leave torch's setting.
     """
 
     rounds: int = 0
@@ -55,9 +58,10 @@ class DaggerConfig:
     finetune_warmup_steps: int = 10
     controller: str = "pid"
     suite: str = "smoke"
+    policy_threads: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("rounds", "initial_scenes", "initial_keyframes", "finetune_warmup_steps"):
+        for name in ("rounds", "initial_scenes", "initial_keyframes", "finetune_warmup_steps", "policy_threads"):
             if getattr(self, name) < 0:
                 raise ValueError(f"dagger.{name}: got {getattr(self, name)!r}, expected an integer >= 0")
         for name in ("episodes_per_round", "episode_keyframes", "finetune_epochs", "workers"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,20 @@ from drive_vla.training.config import DataSource, ModelRef, TrainConfig
 from drive_vla.training.dagger_config import DaggerConfig
 
 ROUND_SEED_TAG = 0xDA66E5  # keeps the rollout seeds of a round apart from dataset seeds drawn from the same number
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch's CPU thread count set to ``n`` inside the block (0 = unchanged), restored after it."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def render_wh(cfg: TrainConfig) -> tuple[int, int]:
@@ -80,21 +96,22 @@ def collect_round(
     world = EmbeddedWorld(dataset_cfg.world)
     rng = np.random.default_rng(np.random.SeedSequence([d.seed, round_index, ROUND_SEED_TAG, 1]))
     episodes = []
-    for scenario, seed in tqdm(plan, desc=f"round {round_index}: rollouts (beta {beta:.2f})", unit="episode"):
-        episodes.append(
-            rollout(
-                world,
-                policy,
-                controller,
-                scenario,
-                seed,
-                beta,
-                rng,
-                d.episode_keyframes,
-                render_wh(cfg),
-                d.max_off_route_m,
+    with torch_threads(d.policy_threads):
+        for scenario, seed in tqdm(plan, desc=f"round {round_index}: rollouts (beta {beta:.2f})", unit="episode"):
+            episodes.append(
+                rollout(
+                    world,
+                    policy,
+                    controller,
+                    scenario,
+                    seed,
+                    beta,
+                    rng,
+                    d.episode_keyframes,
+                    render_wh(cfg),
+                    d.max_off_route_m,
+                )
             )
-        )
     written = write_onpolicy_dataset(
         out_dir, episodes, render_wh(cfg), dataset_cfg.annotation_range_m, version=cfg.data.version
     )
@@ -128,8 +145,9 @@ def finetune_config(cfg: TrainConfig, initial_root: str, policy_dir: Path, round
     )
 
 
-def score_on_suite(policy_dir: Path, suite: DriveSuite, controller: str, desc: str) -> dict[str, Any]:
-    """Drive every route of ``suite`` with the policy; driving score, route completion, success (%), collisions."""
+def score_on_suite(policy_dir: Path, suite: DriveSuite, controller: str, desc: str, threads: int = 0) -> dict[str, Any]:
+    """Drive every route of ``suite`` with the policy (torch on ``threads`` CPU threads, 0 = unchanged);
+    driving score, route completion, success (%), collisions."""
     from drive_vla.closed_loop import DriveLoopConfig, run_episode
     from drive_vla.control import make_controller
     from drive_vla.eval.closed_loop_scoring import summarize_routes
@@ -142,12 +160,13 @@ def score_on_suite(policy_dir: Path, suite: DriveSuite, controller: str, desc: s
     loop = DriveLoopConfig(max_time_s=suite.max_time_s, explain_every_s=0, save_frames_every_s=0, strip_every_s=0)
     records, routes = [], []
     try:
-        for route in tqdm(suite.routes, desc=desc, unit="route"):
-            result = run_episode(
-                env, policy, make_controller(controller), route.scenario, route.seed, loop, None, route.route_id
-            )
-            records.append(result.record)
-            routes.append({k: result.summary.get(k) for k in ("route_id", "driving_score", "done_reason")})
+        with torch_threads(threads):
+            for route in tqdm(suite.routes, desc=desc, unit="route"):
+                result = run_episode(
+                    env, policy, make_controller(controller), route.scenario, route.seed, loop, None, route.route_id
+                )
+                records.append(result.record)
+                routes.append({k: result.summary.get(k) for k in ("route_id", "driving_score", "done_reason")})
     finally:
         env.close()
     total = summarize_routes(records, [r.route_id for r in suite.routes])

@@ -150,3 +150,12 @@ def test_tiny_dagger_end_to_end_through_the_cli(tmp_path, tiny_overrides, tiny_m
     assert len(reader.plans) == len(reader) == rounds[1]["samples_added"]
     assert (out / "round_1" / "train" / "policy" / "config.yaml").is_file()
     assert main(args) == 0  # everything done: the re-run only reports
+
+
+def test_policy_threads_are_set_inside_and_restored_after():
+    import torch
+
+    before = torch.get_num_threads()
+    with dagger.steps.torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
