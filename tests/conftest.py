@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 KEYFRAME_DIR = SHARED_DATA / "nuscenes_keyframe"
+sys.path.insert(0, str(REPO / "tests" / "fixtures"))  # shared test factories (nuscenes_factory, tiny_models)
 
 
 def _cuda() -> bool:

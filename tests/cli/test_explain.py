@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from tiny_models import TINY_MODEL_OVERRIDES
 
 import drive_vla.cli.explain as explain_cli
 from drive_vla import geometry
@@ -19,20 +20,6 @@ from drive_vla.types import CAMERA_NAMES, Command, Control, EgoState, Observatio
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 DEFAULT_Q = "What are you doing and why?"
-TINY_MODEL_OVERRIDES = [  # hidden 32, 2 layers: a CPU forward in well under a second
-    "vision.image_hw=[32, 48]",
-    "vision.dim=32",
-    "vision.num_queries=4",
-    "vision.resampler_heads=2",
-    "lm.hidden_size=32",
-    "lm.num_layers=2",
-    "lm.num_heads=2",
-    "lm.num_kv_heads=1",
-    "lm.intermediate_size=64",
-    "planner_head.hidden=32",
-    "action_tokenizer_kwargs={bins_x: 64, bins_y: 64}",
-    "max_explanation_tokens=8",
-]
 
 
 class StubPolicy:
