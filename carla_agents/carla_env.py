@@ -44,6 +44,7 @@ from carla_agents.episode import (
 )
 from carla_agents.route import RoutePlanner, command_for_road_option, instruction_for_road_option, parse_road_option
 from carla_agents.sensor_rig import camera_specs, rig_calibration
+from drive_vla.route_planner import usable_route_target
 from drive_vla.types import CAMERA_NAMES, Control, EgoState, Observation, StepResult
 
 logger = logging.getLogger("carla_agents.carla_env")
@@ -318,7 +319,7 @@ class CarlaEnv:
                 command_for_road_option(target.option),
                 instruction_for_road_option(target.option, cfg.instruction_style),
                 t,
-                target.in_ego_frame(pose[:2], pose[2]),
+                usable_route_target(target.in_ego_frame(pose[:2], pose[2]), "observation.route_target"),
             )
         completion, off_route = self._progress.update(pose[:2])
         collisions = self._events["collision"]

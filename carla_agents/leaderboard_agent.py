@@ -38,6 +38,7 @@ from carla_agents.route import (
     route_from_gps_plan,
 )
 from carla_agents.sensor_rig import rig_calibration, sensor_specs, validate_sensor_spec
+from drive_vla.route_planner import usable_route_target
 from drive_vla.types import Command, Control, Plan
 
 logger = logging.getLogger("carla_agents.leaderboard_agent")
@@ -258,8 +259,9 @@ class DriveVLAAgent(AutonomousAgent):
             option, target_ego, route_target = RoadOption.LANEFOLLOW, None, None
         else:
             target = self.route.run_step(xy)
-            option, route_target = target.option, target.in_ego_frame(xy, yaw)
-            target_ego = route_target[0]
+            target_ego = target.in_ego_frame(xy, yaw)
+            option, route_target = target.option, usable_route_target(target_ego, "observation.route_target")
+            target_ego = target_ego[0]
         command: Command = command_for_road_option(option)
         instruction = instruction_for_road_option(option, cfg.instruction_style)
         ego = ego_state_from_sensors(readings.speed_mps, readings.imu, self._last_control.steer)

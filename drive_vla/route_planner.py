@@ -8,9 +8,14 @@ the ego frame, where they become ``Observation.route_target``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
+
+from drive_vla.types import check_route_target
+
+log = logging.getLogger(__name__)
 
 
 class RoutePlanner:
@@ -89,3 +94,19 @@ def sample_polyline(xy: np.ndarray, spacing_m: float) -> np.ndarray:
     s = np.arange(0.0, arc[-1], spacing_m)
     s = np.append(s, arc[-1]) if len(s) == 0 or arc[-1] - s[-1] > 1e-6 else s
     return np.stack([np.interp(s, arc, pts[:, 0]), np.interp(s, arc, pts[:, 1])], axis=1)
+
+
+def usable_route_target(points_ego: np.ndarray, where: str = "route_target") -> np.ndarray | None:
+    """``points_ego`` as float32 when they are finite and within MAX_ROUTE_TARGET_M of the ego; otherwise
+    None, with a logged fault that names the field (the policy then drives on its "no target" input).
+
+    A car far off its route (or a route planner left behind) must not turn into an observation that
+    cannot be built: the drive loop would lose the route to an environment error.
+    """
+    arr = np.asarray(points_ego, dtype=np.float32)
+    try:
+        check_route_target(where, arr)
+    except ValueError as exc:
+        log.warning("%s; driving without a route target", exc)
+        return None
+    return arr

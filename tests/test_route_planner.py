@@ -83,3 +83,14 @@ def test_saved_frames_keep_the_route_target(tmp_path):
         if obs.route_target is not None:
             np.testing.assert_array_equal(back.route_target, target)
     assert dataclasses.replace(_observation(target), instruction="x").route_target is not None
+
+
+def test_unusable_route_targets_become_none_with_a_logged_fault(caplog):
+    from drive_vla.route_planner import usable_route_target
+
+    ok = usable_route_target(np.array([[10.0, 0.0], [20.0, 0.0]]))
+    assert ok is not None and ok.dtype == np.float32
+    with caplog.at_level("WARNING"):
+        assert usable_route_target(np.array([[250.0, 0.0], [260.0, 0.0]]), "observation.route_target") is None
+        assert usable_route_target(np.array([[math.nan, 0.0], [1.0, 0.0]])) is None
+    assert "observation.route_target" in caplog.text and "without a route target" in caplog.text

@@ -19,6 +19,7 @@ import numpy as np
 
 from drive_vla.data import labels as label_rules
 from drive_vla.geometry import global_poses_to_local, rig_calibration, yaw_to_quat
+from drive_vla.route_planner import usable_route_target
 from drive_vla.sim.config import DatasetConfig, check_image_size
 from drive_vla.sim.embedded import EmbeddedWorld
 from drive_vla.sim.expert import ExpertDecision
@@ -78,7 +79,7 @@ def capture_frame(world: EmbeddedWorld, written: bool, image_wh: tuple[int, int]
     if written:
         frame.decision = world.expert_decision()
         frame.instruction = world.instruction
-        frame.route_target = world.route_target()
+        frame.route_target = usable_route_target(world.route_target(), "frame.route_target")
         if image_wh is not None:
             frame.images = world.render(*image_wh)
     return frame
@@ -136,10 +137,11 @@ def sample_label(episode: Episode, k: int, ego_front_m: float) -> dict:
         for a in frame.agents
     }
     d = frame.decision
+    route = {} if frame.route_target is None else {"route_target": frame.route_target.round(3).tolist()}
     return {
         "QA": build_qa(frame.ego_pose, frame.ego.speed_mps, frame.agents, futures, d, meta, ego_front_m),
         "instruction": frame.instruction,
-        "route_target": [[round(float(v), 3) for v in p] for p in frame.route_target],
+        **route,
         "command": label_rules.command_from_trajectory(future_xy).name,
         "meta_action": meta,
         "explanation": d.explanation,

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from drive_vla.geometry import rig_calibration
+from drive_vla.route_planner import usable_route_target
 from drive_vla.sim.config import WorldConfig, check_image_size
 from drive_vla.sim.decision import ExpertDecision
 from drive_vla.sim.expert import Expert
@@ -113,7 +114,7 @@ class EmbeddedWorld(World):
             command=self.command,
             instruction=self.instruction,
             timestamp_s=self.time_s,
-            route_target=self.route_target(),
+            route_target=usable_route_target(self.route_target(), "observation.route_target"),
         )
 
     def _size(self, width: int | None, height: int | None) -> tuple[int, int]:

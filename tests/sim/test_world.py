@@ -181,3 +181,10 @@ def test_route_target_follows_the_route_ahead(world):
         world.step(None)
     again = world.route_target()
     assert np.all(again[:, 0] > 0) and not np.allclose(again, first)
+
+
+def test_a_car_far_from_its_route_still_gets_an_observation_without_a_route_target(world):
+    world.reset("highway", 3)
+    world.shift_ego_sideways(250.0)  # farther than any usable route target
+    obs = world.observation()
+    assert obs.route_target is None and np.abs(world.route_target()).max() > 200.0
