@@ -44,6 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--drive-seed", type=int, default=0, help="`drive-vla drive --seed`")
     parser.add_argument("--threads", type=int, default=1, help="`drive-vla drive --threads`")
     parser.add_argument("--bootstrap-resamples", type=int, default=10_000, help="resamples of the 95%% intervals")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep the dataset and the exported policies already in --out (drive again, train nothing twice)",
+    )
 
 
 def _train(recipe: str, data: Path, seed: int, out: Path, epochs: int | None, extra: list[str], cache: Path | None):
@@ -145,9 +150,12 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     n = 1 + 3 * len(args.seeds) + (0 if args.dataroot else 1)  # data, per seed 2 trainings and a drive, baselines
     i = 0
 
-    def stage(name: str, argv: list[str], log: str) -> None:
+    def stage(name: str, argv: list[str], log: str, done: Path | None = None) -> None:
         nonlocal i
         i += 1
+        if args.reuse and done is not None and done.exists():
+            print(f"[{i}/{n}] {name}: reused {done}")
+            return
         with Stage(i, n, name, logs / log):
             try:
                 _run_verb(argv, logs / log)
@@ -161,15 +169,16 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         make += ["--seed", str(args.data_seed), "--image-size", "128x72", "--workers", str(args.workers)]
         if args.keyframes is not None:
             make += ["--keyframes", str(args.keyframes)]
-        stage(f"make an embedded dataset ({args.scenes} scenes)", make, "data.log")
+        stage(f"make an embedded dataset ({args.scenes} scenes)", make, "data.log", data / "v1.0-embedded")
         cache = out / "cache"  # decoded images shared by the seeds' training runs
     else:
         data = Path(args.dataroot)
     for s in args.seeds:
         argv = _train(args.recipe, data, s, out / f"seed{s}" / "vla", args.epochs, args.overrides, cache)
-        stage(f"seed {s}: train {args.recipe}", argv, f"train_seed{s}.log")
+        stage(f"seed {s}: train {args.recipe}", argv, f"train_seed{s}.log", out / f"seed{s}" / "vla" / "policy")
         argv = _train(args.mlp_recipe, data, s, out / f"seed{s}" / "ego_mlp", args.mlp_epochs, [], None)
-        stage(f"seed {s}: train {args.mlp_recipe}", argv, f"train_ego_mlp_seed{s}.log")
+        mlp_done = out / f"seed{s}" / "ego_mlp" / "policy"
+        stage(f"seed {s}: train {args.mlp_recipe}", argv, f"train_ego_mlp_seed{s}.log", mlp_done)
 
     per_seed: dict[str, dict[int, dict[str, Any]]] = {}
     labels = {"vla": "vla", "ego_mlp": "ego_mlp"}  # run folder -> planner (drive labels a policy by its run)

@@ -53,3 +53,10 @@ def test_bench_driving_end_to_end(tmp_path, capsys):
     rows = json.loads((tmp_path / "rows.json").read_text())["rows"]
     assert [r["planner"] for r in rows] == list(planners)
     assert "DS 95% CI per seed" in capsys.readouterr().out
+    # --reuse keeps the dataset and the trained policies and drives again to the same figures
+    weights = out / "seed0" / "vla" / "policy" / "model.safetensors"
+    stamp = weights.stat().st_mtime_ns
+    assert main([*argv, "--reuse"]) == 0
+    assert weights.stat().st_mtime_ns == stamp and "reused" in capsys.readouterr().out
+    again = json.loads((out / "bench_driving.json").read_text())["planners"]
+    assert again["vla"]["spread"] == planners["vla"]["spread"]
