@@ -9,19 +9,22 @@ and 0 for a planner blind to its offset; the intercept is its lateral bias with 
 `drive-vla bench lateral --policy DIR [--policy DIR ...]` prints the table and writes JSON. Variants:
 ``images`` as rendered, ``black`` with every camera black (what the planner takes from the state and
 route inputs alone), ``no_route`` without the route target (what it takes from the cameras and history).
+A last row fits the expert's own lateral position over the 3 s it drives from the same shifted states:
+the correction a student should learn.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from drive_vla.types import Observation, Planner
+from drive_vla.geometry import global_poses_to_local
+from drive_vla.types import FUTURE_STEPS, Observation, Planner
 
 OFFSETS_M = (-1.0, -0.5, 0.0, 0.5, 1.0)
 HORIZONS = {"1.0s": 1, "2.0s": 3, "3.0s": 5}  # waypoint index of each horizon (0.5 s steps)
@@ -36,21 +39,41 @@ def _variant(obs: Observation, variant: str) -> Observation:
     return obs
 
 
-def probe_observations(
-    seeds: Sequence[int], offsets_m: Sequence[float], image_wh: tuple[int, int], warmup_steps: int = 30
-) -> list[tuple[int, float, Observation]]:
-    """(seed, offset, observation) on highway routes after ``warmup_steps`` expert steps, ego shifted by offset."""
+def _shifted_worlds(
+    seeds: Sequence[int], offsets_m: Sequence[float], warmup_steps: int
+) -> Iterator[tuple[int, float, Any]]:
+    """(seed, offset, world) on highway routes after ``warmup_steps`` expert steps, the ego shifted by offset."""
     from drive_vla.sim.embedded import EmbeddedWorld
 
-    world, out = EmbeddedWorld(), []
+    world = EmbeddedWorld()
     for seed in seeds:
         for offset in offsets_m:
             world.reset("highway", int(seed))
             for _ in range(warmup_steps):
                 world.step(None)
             world.shift_ego_sideways(float(offset))
-            out.append((int(seed), float(offset), world.observation(*image_wh)))
-    return out
+            yield int(seed), float(offset), world
+
+
+def probe_observations(
+    seeds: Sequence[int], offsets_m: Sequence[float], image_wh: tuple[int, int], warmup_steps: int = 30
+) -> list[tuple[int, float, Observation]]:
+    """(seed, offset, observation) on highway routes after ``warmup_steps`` expert steps, ego shifted by offset."""
+    return [(s, o, w.observation(*image_wh)) for s, o, w in _shifted_worlds(seeds, offsets_m, warmup_steps)]
+
+
+def expert_row(seeds: Sequence[int], offsets_m: Sequence[float], warmup_steps: int = 30) -> dict[str, Any]:
+    """The same fit for the expert: its own lateral position over the 3 s it then drives (the reference)."""
+    offsets, ys = [], []
+    for _, offset, world in _shifted_worlds(seeds, offsets_m, warmup_steps):
+        start, poses = world.ego_pose, []
+        for k in range(1, FUTURE_STEPS * world.cfg.keyframe_every + 1):
+            world.step(None)
+            if k % world.cfg.keyframe_every == 0:
+                poses.append(world.ego_pose)
+        offsets.append(offset)
+        ys.append(global_poses_to_local(np.array(poses), start)[:, 1])
+    return _fit_row("expert", np.array(offsets), np.array(ys))
 
 
 def fit_line(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float]:
@@ -67,7 +90,12 @@ def probe(planner: Planner, cases: list[tuple[int, float, Observation]], variant
     planner.reset()
     plans = [planner.predict_batch([_variant(obs, variant)])[0] for _, _, obs in cases]
     ys = np.array([p.trajectory.xy[:, 1] for p in plans])  # (N, 6) planned y, ego frame (left +)
-    row: dict[str, Any] = {"variant": variant, "cases": len(cases)}
+    return _fit_row(variant, offsets, ys)
+
+
+def _fit_row(variant: str, offsets: np.ndarray, ys: np.ndarray) -> dict[str, Any]:
+    """Slope, intercept (bias) and R^2 per horizon of (N, 6) lateral positions against (N,) offsets."""
+    row: dict[str, Any] = {"variant": variant, "cases": len(offsets)}
     for name, k in HORIZONS.items():
         slope, intercept, r2 = fit_line(offsets, ys[:, k])
         row[f"slope_{name}"], row[f"bias_m_{name}"], row[f"r2_{name}"] = slope, intercept, r2
@@ -96,4 +124,5 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             rows.append({"policy": str(Path(d)), **probe(policy, cases, variant)})
             r = rows[-1]
             print(f"  {d} {variant:<9} slope@3s {r['slope_3.0s']:+.2f}  bias@3s {r['bias_m_3.0s']:+.2f} m")
+    rows.append({"policy": "expert (reference)", **expert_row(args.seeds, OFFSETS_M)})
     return rows

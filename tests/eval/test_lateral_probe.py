@@ -46,3 +46,11 @@ def test_probe_reads_a_full_correction_from_the_route_and_none_without_it():
     blind = probe(RouteSteer(), cases, "no_route")
     assert blind["slope_3.0s"] == pytest.approx(0.0, abs=1e-6)
     assert fit_line(np.array([0.0, 1.0, 2.0]), np.array([1.0, 3.0, 5.0]))[:2] == pytest.approx((2.0, 1.0))
+
+
+def test_the_expert_returns_to_its_lane_within_the_horizon():
+    from drive_vla.eval.lateral_probe import expert_row
+
+    row = expert_row([7], (-1.0, 0.0, 1.0), warmup_steps=10)
+    assert row["variant"] == "expert" and row["cases"] == 3
+    assert row["slope_3.0s"] == pytest.approx(-1.0, abs=0.15) and abs(row["bias_m_3.0s"]) < 0.1
