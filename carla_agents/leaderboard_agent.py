@@ -259,9 +259,9 @@ class DriveVLAAgent(AutonomousAgent):
             option, target_ego, route_target = RoadOption.LANEFOLLOW, None, None
         else:
             target = self.route.run_step(xy)
-            target_ego = target.in_ego_frame(xy, yaw)
-            option, route_target = target.option, usable_route_target(target_ego, "observation.route_target")
-            target_ego = target_ego[0]
+            points = target.in_ego_frame(xy, yaw)  # (ROUTE_TARGET_POINTS, 2), nearest first
+            option, target_ego = target.option, points[0]
+            route_target = usable_route_target(points, "observation.route_target")
         command: Command = command_for_road_option(option)
         instruction = instruction_for_road_option(option, cfg.instruction_style)
         ego = ego_state_from_sensors(readings.speed_mps, readings.imu, self._last_control.steer)
