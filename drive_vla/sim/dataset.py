@@ -5,10 +5,16 @@ episode), renders the six cameras at every 2 Hz keyframe, annotates the other ag
 instance ids, stores CAN-bus state, and labels every sample (instruction, command and meta-action from
 the simulated future, the expert's explanation and control, QA), then writes it all with the data
 package's ``NuScenesWriter``. Splits are by scene, seeded.
+
+Training scenes are driven with injected noise (DART). Their recorded future then holds later noise too,
+so with ``DatasetConfig.expert_plan_labels`` every keyframe of a noisy scene is labelled with what the
+expert would drive from that state (a counterfactual rollout on a copy of the world), stored as the
+dataset's expert plans (``drive_vla.data.expert_plans``): the noise moves the car, never the labels.
 """
 
 from __future__ import annotations
 
+import copy
 import multiprocessing as mp
 import time
 from collections.abc import Callable, Sequence
@@ -44,6 +50,7 @@ class Frame:
     instruction: str = ""
     images: dict[str, np.ndarray] | None = None
     route_target: np.ndarray | None = None  # (ROUTE_TARGET_POINTS, 2) next route points, ego frame
+    expert_future: list[Frame] | None = None  # the FUTURE_STEPS keyframes the expert would drive from here
 
 
 @dataclass
@@ -85,6 +92,21 @@ def capture_frame(world: EmbeddedWorld, written: bool, image_wh: tuple[int, int]
     return frame
 
 
+def counterfactual_frames(world: EmbeddedWorld, keyframes: int = FUTURE_STEPS) -> list[Frame]:
+    """The next ``keyframes`` keyframes if the expert drove from the world's current state.
+
+    Runs on a deep copy of the world (roads, traffic, random generators, expert state; the renderer is
+    shared, not copied), so ``world`` itself is untouched.
+    """
+    twin = copy.deepcopy(world, {id(world.renderer): world.renderer})
+    frames = []
+    for _ in range(keyframes):
+        for _ in range(world.cfg.keyframe_every):
+            twin.step(None)
+        frames.append(capture_frame(twin, False, None))
+    return frames
+
+
 def record_episode(
     world: EmbeddedWorld,
     scenario: str,
@@ -92,12 +114,14 @@ def record_episode(
     keyframes: int,
     image_wh: tuple[int, int] | None,
     perturb: tuple[float, float, float] = (0.0, 0.0, 0.0),
+    expert_futures: bool = False,
 ) -> Episode:
     """Drive the expert for ``keyframes`` keyframes (+ FUTURE_STEPS more for labels) and record them.
 
     With ``image_wh`` None no camera is rendered (for timing the simulation alone). ``perturb`` =
     (probability, max steer offset, max pedal offset) of noise injection per keyframe interval
-    (DatasetConfig.perturb_*); the noise is seeded by ``seed``.
+    (DatasetConfig.perturb_*); the noise is seeded by ``seed``. ``expert_futures`` stores on every
+    written keyframe the future the expert would drive from it (``counterfactual_frames``).
     """
     world.reset(scenario, seed)
     rng = np.random.default_rng(seed + 7919)
@@ -107,6 +131,8 @@ def record_episode(
     standstill = longest = 0.0
     for k in range(keyframes + FUTURE_STEPS):
         frames.append(capture_frame(world, k < keyframes, image_wh))
+        if expert_futures and k < keyframes:
+            frames[-1].expert_future = counterfactual_frames(world)
         if k + 1 < keyframes + FUTURE_STEPS:
             noisy = prob > 0.0 and rng.random() < prob
             offsets = (rng.uniform(-max_steer, max_steer), rng.uniform(-max_pedal, max_pedal)) if noisy else None
@@ -147,6 +173,17 @@ def sample_label(episode: Episode, k: int, ego_front_m: float) -> dict:
         "explanation": d.explanation,
         "control": {"steer": d.control.steer, "throttle": d.control.throttle, "brake": d.control.brake},
     }
+
+
+def keyframe_label(episode: Episode, k: int, ego_front_m: float) -> tuple[dict, np.ndarray | None]:
+    """(label dict, expert plan) of keyframe ``k``: from the expert's own future where the frame holds one
+    (the plan is then that future as (FUTURE_STEPS, 3) ego-frame poses), else from the recorded future
+    (plan None: the scene's next keyframes are the label)."""
+    frame = episode.frames[k]
+    if frame.expert_future is None:
+        return sample_label(episode, k, ego_front_m), None
+    branch = replace(episode, frames=[frame, *frame.expert_future], keyframes=1)
+    return sample_label(branch, 0, ego_front_m), future_poses(branch, 0)
 
 
 def scene_record(episode: Episode, name: str, index: int, image_wh: tuple[int, int], annotation_range_m: float):
@@ -198,11 +235,12 @@ def _record_job(job: tuple) -> tuple:
         attempts += 1
         s = training_seed(int(seed) + 1_000_003 * attempt)
         perturb = (cfg.perturb_prob, cfg.perturb_steer, cfg.perturb_pedal) if noisy else (0.0, 0.0, 0.0)
-        episode = record_episode(world, scenario, s, cfg.keyframes_per_scene, image_wh, perturb)
+        futures = noisy and cfg.expert_plan_labels and cfg.perturb_prob > 0.0
+        episode = record_episode(world, scenario, s, cfg.keyframes_per_scene, image_wh, perturb, futures)
         if episode.collision is None and episode.longest_standstill_s < cfg.max_standstill_s:
             break
     front = cfg.world.ego.center_ahead_m + cfg.world.ego.length_m / 2
-    labels = [sample_label(episode, k, front) for k in range(episode.keyframes)]
+    labels, plans = zip(*(keyframe_label(episode, k, front) for k in range(episode.keyframes)))
     record = scene_record(episode, name, index, image_wh, cfg.annotation_range_m)
     stats = {
         "scenario": scenario,
@@ -212,7 +250,7 @@ def _record_job(job: tuple) -> tuple:
         "stalled": episode.longest_standstill_s >= cfg.max_standstill_s,
         "goal": episode.goal_reached,
     }
-    return record, labels, stats
+    return record, list(labels), list(plans), stats
 
 
 _WORLD: tuple[DatasetConfig, EmbeddedWorld] | None = None
@@ -294,6 +332,7 @@ def make_embedded(
         scenes.
     """
     from drive_vla.data.can_bus import scene_name
+    from drive_vla.data.expert_plans import write_expert_plans
     from drive_vla.data.nuscenes_writer import NuScenesWriter
 
     cfg = config or DatasetConfig()
@@ -314,15 +353,18 @@ def make_embedded(
     t0 = time.perf_counter()
     summary = {"collisions": 0, "stalled": 0, "goals": 0, "redrawn": 0, "scenarios": {}}
     samples = 0
+    plans: dict[str, np.ndarray] = {}
     with NuScenesWriter(out_dir, version, overwrite=overwrite) as writer:
         if workers > 1:
             ctx = mp.get_context("spawn")
             with ctx.Pool(min(workers, scenes)) as pool:
                 results = pool.imap(_record_job, jobs)
-                samples = _write_all(writer, results, scenes, summary, progress)
+                samples = _write_all(writer, results, scenes, summary, progress, plans)
         else:
-            samples = _write_all(writer, map(_record_job, jobs), scenes, summary, progress)
+            samples = _write_all(writer, map(_record_job, jobs), scenes, summary, progress, plans)
         writer.finish(splits)
+    write_expert_plans(out_dir, version, plans)  # an empty file where no scene has expert plans
+    summary["expert_plans"] = len(plans)
     return {
         "dataroot": str(out_dir),
         "version": version,
@@ -334,12 +376,14 @@ def make_embedded(
     }
 
 
-def _write_all(writer, results, scenes: int, summary: dict, progress) -> int:
+def _write_all(writer, results, scenes: int, summary: dict, progress, plans: dict[str, np.ndarray]) -> int:
     samples = 0
-    for done, (record, labels, stats) in enumerate(results, start=1):
+    for done, (record, labels, scene_plans, stats) in enumerate(results, start=1):
         tokens = writer.add_scene(record)
-        for token, label in zip(tokens, labels):
+        for token, label, plan in zip(tokens, labels, scene_plans):
             writer.set_labels(token, label)
+            if plan is not None:
+                plans[token] = plan
         samples += len(tokens)
         summary["collisions"] += stats["collision"] is not None
         summary["stalled"] += stats["stalled"]

@@ -11,7 +11,6 @@ route; the keyframes visited until then are kept.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,33 +18,20 @@ import numpy as np
 
 from drive_vla.closed_loop import safe_control, safe_plan
 from drive_vla.control.base import Controller
-from drive_vla.sim.dataset import Episode, Frame, capture_frame, future_poses, sample_label, scene_record
+from drive_vla.sim.dataset import Episode, Frame, capture_frame, counterfactual_frames, keyframe_label, scene_record
 from drive_vla.sim.embedded import EmbeddedWorld
-from drive_vla.types import FUTURE_STEPS, Planner
-
-
-def counterfactual_frames(world: EmbeddedWorld, keyframes: int = FUTURE_STEPS) -> list[Frame]:
-    """The next ``keyframes`` keyframes if the expert drove from the world's current state.
-
-    Runs on a deep copy of the world (roads, traffic, random generators, expert state; the renderer is
-    shared, not copied), so ``world`` itself is untouched.
-    """
-    twin = copy.deepcopy(world, {id(world.renderer): world.renderer})
-    frames = []
-    for _ in range(keyframes):
-        for _ in range(world.cfg.keyframe_every):
-            twin.step(None)
-        frames.append(capture_frame(twin, False, None))
-    return frames
+from drive_vla.types import Planner
 
 
 def expert_label(world: EmbeddedWorld, frame: Frame, ego_front_m: float) -> tuple[dict, np.ndarray]:
     """(label dict, (FUTURE_STEPS, 3) expert plan in the frame's ego frame) of the world's current keyframe."""
-    future = counterfactual_frames(world)
+    frame.expert_future = counterfactual_frames(world)
     branch = Episode(
-        world.scenario.name, world.seed, world.description, [frame, *future], 1, world.collision, world.goal_reached
+        world.scenario.name, world.seed, world.description, [frame], 1, world.collision, world.goal_reached
     )
-    return sample_label(branch, 0, ego_front_m), future_poses(branch, 0)
+    label, plan = keyframe_label(branch, 0, ego_front_m)
+    frame.expert_future = None  # the label holds what is needed; the visited episode keeps no branches
+    return label, plan
 
 
 @dataclass

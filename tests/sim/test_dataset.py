@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from drive_vla.geometry import global_poses_to_local
 from drive_vla.sim.config import CameraConfig, DatasetConfig, WorldConfig
 from drive_vla.sim.dataset import (
     future_poses,
+    keyframe_label,
     make_embedded,
     perturbed,
     record_episode,
@@ -183,3 +185,40 @@ def test_noise_injection_moves_the_ego_but_keeps_the_expert_labels(world):
     assert (c.steer, c.throttle, c.brake) == (1.0, 0.0, 0.3)
     c = perturbed(Control(steer=0.0, throttle=0.0, brake=0.5), -0.1, 0.2)
     assert (c.steer, c.throttle) == (-0.1, 0.0) and c.brake == pytest.approx(0.3)
+
+
+def test_noisy_keyframes_are_labelled_with_the_experts_own_plan(world):
+    """With expert futures, a noisy scene's label is what the expert drives from that state, not later noise."""
+    noisy = record_episode(world, "highway", 11, 4, None, perturb=(1.0, 0.15, 0.3), expert_futures=True)
+    clean = record_episode(world, "highway", 11, 4, None)
+    for k in range(noisy.keyframes):
+        label, plan = keyframe_label(noisy, k, ego_front_m=3.5)
+        assert plan is not None and plan.shape == (FUTURE_STEPS, 3)
+        # the plan is the expert's counterfactual future, not the recorded (perturbed) one
+        np.testing.assert_allclose(
+            plan, future_poses(replace(noisy, frames=[noisy.frames[k], *noisy.frames[k].expert_future], keyframes=1), 0)
+        )
+        assert label["command"] == command_from_trajectory(plan[:, :2]).name
+    assert not np.allclose(
+        keyframe_label(noisy, 0, 3.5)[1], future_poses(noisy, 0)
+    )  # the noise moved the recorded future
+    # from the same start state the expert's counterfactual future is the clean expert run
+    np.testing.assert_allclose(keyframe_label(noisy, 0, 3.5)[1], future_poses(clean, 0), atol=1e-9)
+    assert keyframe_label(clean, 0, 3.5)[1] is None  # no expert futures: the recorded future is the label
+
+
+def test_make_embedded_writes_expert_plans_for_noisy_training_scenes(tmp_path):
+    from drive_vla.data.expert_plans import PlanLabelledReader, read_expert_plans
+
+    world_cfg = WorldConfig(camera=CameraConfig(width=32, height=18))
+    cfg = DatasetConfig(keyframes_per_scene=3, perturb_prob=1.0, perturb_steer=0.15, world=world_cfg)
+    summary = make_embedded(tmp_path / "emb", 2, seed=3, image_wh=(32, 18), config=cfg)
+    plans = read_expert_plans(tmp_path / "emb", "v1.0-embedded")
+    splits = json.loads((tmp_path / "emb" / "v1.0-embedded" / "splits.json").read_text())
+    reader = PlanLabelledReader(tmp_path / "emb", "v1.0-embedded")
+    train = {t for t in reader.tokens if reader.get(t).meta.scene in splits["train"]}
+    assert set(plans) == train and summary["expert_plans"] == 3  # validation scenes stay clean expert driving
+    for token in train:
+        np.testing.assert_allclose(reader.future(reader.tokens.index(token)).xy, plans[token][:, :2], atol=1e-3)
+    off = make_embedded(tmp_path / "off", 2, seed=3, image_wh=(32, 18), config=replace(cfg, expert_plan_labels=False))
+    assert off["expert_plans"] == 0 and read_expert_plans(tmp_path / "off", "v1.0-embedded") == {}
