@@ -30,13 +30,16 @@ def _expert_scores(suite_name: str) -> dict[str, float]:
 
 
 def test_shipped_embedded_suites_are_the_expected_ones():
-    assert set(EMBEDDED) >= {"smoke", "demo", "heldout", "benchmark"}
+    assert set(EMBEDDED) >= {"smoke", "demo", "heldout", "benchmark", "dev"}
     bench = load_suite("benchmark")
     assert len(bench.routes) >= 48 and bench.held_out
     for scenario in ("highway", "merge", "intersection", "roundabout"):
         assert sum(r.scenario == scenario for r in bench.routes) >= 12
-    seeds = {r.seed for n in EMBEDDED for r in load_suite(n).routes}
-    assert all(900_000 <= s < 1_000_000 for s in seeds)  # drive_vla.sim.dataset.HELD_OUT_SEEDS
+    held = {r.seed for n in EMBEDDED if load_suite(n).held_out for r in load_suite(n).routes}
+    assert all(900_000 <= s < 1_000_000 for s in held)  # drive_vla.sim.dataset.HELD_OUT_SEEDS
+    dev = load_suite("dev")  # for choosing settings: training-range seeds, never a held-out one
+    assert not dev.held_out and len(dev.routes) >= 24
+    assert not {r.seed for r in dev.routes} & set(range(900_000, 1_000_000))
 
 
 @pytest.mark.parametrize("suite_name", ["smoke", "demo"])
