@@ -1,4 +1,4 @@
-"""`drive-vla data`: make an embedded nuScenes-format dataset, or inspect any nuScenes-format dataset."""
+"""`drive-vla data`: make an embedded nuScenes-format dataset, inspect any nuScenes-format dataset, check a QA file."""
 
 from __future__ import annotations
 
@@ -27,6 +27,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     insp.add_argument("--split", default=None, help="split to read (default: all scenes)")
     insp.add_argument("--sample", default=None, help="sample token to draw (default: the first sample)")
     insp.add_argument("--out", default=None, help="picture to write (.png/.jpg); nothing drawn if omitted")
+
+    qa = sub.add_parser("qa-stats", help="validate a DriveLM v1.1 or nuScenes-QA file and count its QA")
+    qa.add_argument("--qa-file", required=True, help="DriveLM (train, val questions-only) or nuScenes-QA JSON")
+    qa.add_argument("--dataroot", default=None, help="nuScenes-format data root to check the frames against")
+    qa.add_argument("--version", default=None, help="dataset version folder (with --dataroot), e.g. v1.0-trainval")
 
 
 def _make_embedded(args: argparse.Namespace) -> int:
@@ -107,7 +112,67 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dataset_samples(dataroot: str, version: str) -> dict[str, str]:
+    """sample token -> scene token of every sample of a version (the sample table alone, no devkit)."""
+    import json
+
+    from drive_vla.data.index import DatasetError, check_dataset_files
+
+    table = check_dataset_files(dataroot, version) / "sample.json"
+    try:
+        rows = json.loads(table.read_text())
+        return {r["token"]: r["scene_token"] for r in rows}
+    except (json.JSONDecodeError, TypeError, KeyError) as exc:
+        raise DatasetError(f"table file {table}: not a nuScenes sample table ({type(exc).__name__}: {exc})") from None
+
+
+def _qa_stats(args: argparse.Namespace) -> int:
+    from drive_vla.data.index import check_qa_frames
+    from drive_vla.data.qa_formats import load_qa_file
+
+    if (args.dataroot is None) != (args.version is None):
+        print("drive-vla data qa-stats: give --dataroot and --version together", file=sys.stderr)
+        return 2
+    try:
+        qa = load_qa_file(args.qa_file)
+        missing: list[str] | None = None
+        if args.dataroot is not None:
+            samples = _dataset_samples(args.dataroot, args.version)
+            missing = check_qa_frames(qa, samples, f"{args.dataroot} {args.version}")
+    except ValueError as exc:
+        print(f"drive-vla data qa-stats: {exc}", file=sys.stderr)
+        return 2
+    frames = qa.frames.values()
+    print(f"qa file {args.qa_file} ({qa.layout}{'' if qa.has_answers else ', questions only'})")
+    print(f"  {'scenes':<22} {len(qa.scenes)}")
+    print(f"  {'frames':<22} {len(qa.frames)}")
+    print(f"  {'pairs':<22} {qa.num_pairs}")
+    for kind, n in qa.pairs_by_kind().items():
+        print(f"    {kind:<20} {n}")
+    tags: dict[int, int] = {}
+    for f in frames:
+        for p in f.pairs:
+            for t in p.tags:
+                tags[t] = tags.get(t, 0) + 1
+    if tags:
+        print(f"  {'pairs by tag':<22} " + ", ".join(f"{t}: {tags[t]}" for t in sorted(tags)))
+    if qa.layout == "drivelm":
+        print(f"  {'key objects (c-tags)':<22} {sum(len(f.key_object_infos) for f in frames)}")
+        print(f"  {'frames with images':<22} {sum(bool(f.image_paths) for f in frames)}")
+        behavior = sum(any(p.kind == "behavior" for p in f.pairs) for f in frames)
+        print(f"  {'frames with behavior':<22} {behavior} (explanation and meta-action labels)")
+    if missing is not None:
+        print(f"  {'missing from dataset':<22} {len(missing)} of {len(qa.frames)} frames not in {args.version}")
+        for token in missing[:10]:
+            print(f"    {qa.frames[token].scene_token or '?'} {token}")
+        if len(missing) > 10:
+            print(f"    ... {len(missing) - 10} more")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.data_command == "make-embedded":
         return _make_embedded(args)
+    if args.data_command == "qa-stats":
+        return _qa_stats(args)
     return _inspect(args)

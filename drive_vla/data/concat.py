@@ -53,3 +53,8 @@ class ConcatSamples:
             return list(fast(j))
         sample = src[j]
         return language_texts(sample.observation.instruction, sample.targets.explanation, sample.targets.qa)
+
+    def qa(self, i: int) -> list[tuple[str, str]]:
+        src, j = self.locate(int(i))
+        fast = getattr(src, "qa", None)
+        return list(fast(j)) if callable(fast) else list(src[j].targets.qa)

@@ -74,6 +74,57 @@ def route_target(label: dict[str, Any], where: str = "label") -> np.ndarray | No
     return arr
 
 
+# DriveLM's behavior answers -> drive-vla meta-actions. DriveLM derives them from the future path: one
+# sentence on steering ("going straight", "slightly steering to the left", "steering to the right") and one
+# on speed ("not moving", "driving slowly", "driving with normal speed", "driving fast", "driving very
+# fast"). Steering maps to the direction; "not moving" maps to "stop"; explicit changes ("accelerating",
+# "decelerating", "slowing down", "braking") map to accelerate/decelerate; a speed magnitude ("slowly",
+# "normal speed", "fast") says nothing about a change and maps to "keep speed".
+_BEHAVIOR_DIRECTION = (("straight", "straight"), ("left", "left"), ("right", "right"))
+_BEHAVIOR_SPEED = (
+    ("not moving", "stop"),
+    ("stopped", "stop"),
+    ("stationary", "stop"),
+    ("accelerat", "accelerate"),
+    ("speeding up", "accelerate"),
+    ("decelerat", "decelerate"),
+    ("slowing down", "decelerate"),
+    ("braking", "decelerate"),
+    ("driving", "keep speed"),
+)
+
+
+def behavior_meta_action(answer: str) -> str | None:
+    """The meta-action ("<speed>, <direction>") of a DriveLM behavior answer, or None when it names no
+    steering or no speed phrase (then the reader's trajectory rule gives the meta-action).
+
+    "The ego vehicle is going straight. The ego vehicle is driving fast." -> "keep speed, straight";
+    "... slightly steering to the left. ... is not moving." -> "stop, left".
+    """
+    text = " ".join(answer.lower().split())
+    direction = next((d for word, d in _BEHAVIOR_DIRECTION if word in text), None)
+    speed = next((s for phrase, s in _BEHAVIOR_SPEED if phrase in text), None)
+    if direction is None or speed is None:
+        return None
+    return f"{speed}, {direction}"
+
+
+def behavior_labels(pairs: list[tuple[str, str, str]]) -> dict[str, str]:
+    """Explanation and meta-action labels of one frame from its DriveLM behavior pairs (kind, Q, A).
+
+    The first behavior answer is the explanation (DriveLM has one per keyframe); its meta-action comes
+    from ``behavior_meta_action``. Frames without a behavior pair get no labels.
+    """
+    answers = [a for kind, _, a in pairs if kind == "behavior" and a and a.strip()]
+    if not answers:
+        return {}
+    out = {"explanation": answers[0].strip()}
+    meta = behavior_meta_action(answers[0])
+    if meta is not None:
+        out["meta_action"] = meta
+    return out
+
+
 def qa_pairs(frame: dict[str, Any]) -> list[tuple[str, str]]:
     """(question, answer) pairs of one key frame, in DriveLM's kind order."""
     qa = frame.get("QA") or {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -19,13 +20,16 @@ from typing import Any
 import numpy as np
 
 from drive_vla.data.can_bus import control_from_vehicle_monitor, nearest_message
-from drive_vla.data.drivelm import load_key_frames, qa_pairs
+from drive_vla.data.drivelm import behavior_labels, load_key_frames
 from drive_vla.data.nuscenes_records import LABELS_FILE, TABLES
+from drive_vla.data.qa_formats import QAFile, QAFileError, load_qa_file
 from drive_vla.data.splits import scenes_for_split
 from drive_vla.geometry import NUSCENES_LIDAR2EGO, compose, invert_transform, make_transform, quat_to_matrix
 from drive_vla.types import CAMERA_NAMES
 
-INDEX_FORMAT = 1
+log = logging.getLogger(__name__)
+
+INDEX_FORMAT = 2  # 2: QA files read strictly; DriveLM behavior answers as explanation/meta-action labels
 CAN_POSE_MAX_GAP_US = 100_000  # pose messages are 50 Hz on the real car
 CAN_MONITOR_MAX_GAP_US = 600_000  # vehicle_monitor is 2 Hz
 
@@ -153,15 +157,66 @@ def _load_devkit(dataroot: Path, version: str):
         ) from None
 
 
-def _load_qa(qa_file: str | os.PathLike | None) -> dict[str, list[list[str]]]:
-    """QA pairs by sample token from a DriveLM-structured file."""
+def check_qa_frames(qa: QAFile, sample_scene: dict[str, str], where: str) -> list[str]:
+    """Check the frames of a QA file against a dataset's samples (sample token -> scene token).
+
+    Returns the frame tokens whose scene is not in the dataset (e.g. DriveLM's trainval frames on
+    v1.0-mini): those are reported, not errors.
+
+    Raises:
+        DatasetError: naming the record when a frame's scene is in the dataset but the frame token is not
+            one of its samples (a mistyped token), when the dataset puts the frame in another scene than
+            the file does, or when no frame of the file is in the dataset.
+    """
+    scenes = set(sample_scene.values())
+    missing = []
+    for token, frame in qa.frames.items():
+        scene = sample_scene.get(token)
+        rec = f"qa_file {qa.path}: scene {frame.scene_token or '?'}, frame {token}"
+        if scene is None:
+            if frame.scene_token and frame.scene_token in scenes:
+                raise DatasetError(f"{rec}: frame token is not a sample of that scene in {where}")
+            missing.append(token)
+        elif frame.scene_token and frame.scene_token != scene:
+            raise DatasetError(f"{rec}: {where} puts this sample in scene {scene}, expected the file's scene")
+    if qa.frames and len(missing) == len(qa.frames):
+        first = next(iter(qa.frames.values()))
+        raise DatasetError(
+            f"qa_file {qa.path}: scene {first.scene_token or '?'}, frame {first.frame_token}: none of the file's "
+            f"{len(qa.frames)} frames is a sample of {where}, expected QA of this dataset version"
+        )
+    return missing
+
+
+def _load_qa(
+    qa_file: str | os.PathLike | None, sample_scene: dict[str, str], where: str
+) -> tuple[dict[str, list[list[str]]], dict[str, dict[str, str]]]:
+    """(QA pairs by sample token, explanation/meta-action labels from DriveLM behavior answers by token).
+
+    The file is read strictly (``qa_formats.load_qa_file``); it must carry answers.
+    """
     if not qa_file:
-        return {}
+        return {}, {}
     try:
-        frames = load_key_frames(qa_file, "qa_file")
-    except ValueError as exc:
+        qa = load_qa_file(qa_file)
+    except QAFileError as exc:
         raise DatasetError(str(exc)) from None
-    return {token: [list(p) for p in qa_pairs(frame)] for token, frame in frames.items()}
+    if not qa.has_answers:
+        raise DatasetError(
+            f"qa_file {qa_file}: has questions only (no answers), expected a training file with answers "
+            "(questions-only files are for `drive-vla eval qa --questions`)"
+        )
+    missing = check_qa_frames(qa, sample_scene, where)
+    if missing:
+        log.warning("qa_file %s: %d of %d frames are not samples of %s", qa_file, len(missing), len(qa.frames), where)
+    pairs = {t: [[p.question, str(p.answer)] for p in f.pairs] for t, f in qa.frames.items()}
+    labels = {}
+    if qa.layout == "drivelm":
+        for t, f in qa.frames.items():
+            got = behavior_labels([(p.kind, p.question, str(p.answer)) for p in f.pairs])
+            if got:
+                labels[t] = got
+    return pairs, labels
 
 
 def _can_messages(can_root: Path, scene_name: str) -> tuple[list, list]:
@@ -318,6 +373,9 @@ def build_index(
         cols["ts"].append(ts_arr)
         scene_start.append(scene_start[-1] + len(samples))
     n_ann = len(ann["xyz"])
+    sample_scene = {s["token"]: s["scene_token"] for s in nusc.sample}
+    qa_by_token, qa_labels = _load_qa(qa_file, sample_scene, f"{root} {version}")
+    tokens = set(cols["tokens"])
     return DatasetIndex(
         version=version,
         tokens=cols["tokens"],
@@ -343,8 +401,10 @@ def build_index(
         ann_instance=np.asarray(ann["inst"], dtype=np.int64),
         categories=list(categories),
         instances=list(instances),
-        labels={t: labels[t] for t in cols["tokens"] if t in labels},
-        qa={t: pairs for t, pairs in _load_qa(qa_file).items() if t in set(cols["tokens"])},
+        labels={
+            t: {**qa_labels.get(t, {}), **labels.get(t, {})} for t in cols["tokens"] if t in labels or t in qa_labels
+        },
+        qa={t: pairs for t, pairs in qa_by_token.items() if t in tokens},
         has_can=has_can,
         has_labels=bool(labels),
     )

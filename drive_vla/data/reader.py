@@ -225,8 +225,12 @@ class NuScenesReader:
         if not instruction:
             traj = self.future(i)
             instruction = label_rules.instruction_for_command(label_rules.command_from_trajectory(traj.xy, traj.mask))
-        qa = qa_pairs(label) + [(q, a) for q, a in self.index.qa.get(self.tokens[i], [])]
-        return label_rules.language_texts(instruction, label.get("explanation"), qa)
+        return label_rules.language_texts(instruction, label.get("explanation"), self.qa(i))
+
+    def qa(self, i: int) -> list[tuple[str, str]]:
+        """(question, answer) pairs of sample ``i`` (labels file, then QA file) without reading an image."""
+        token = self.tokens[i]
+        return qa_pairs(self.index.labels.get(token, {})) + [(q, a) for q, a in self.index.qa.get(token, [])]
 
     def ego_state(self, i: int) -> EgoState:
         speed, ax, ay, yaw_rate, steer = (float(v) for v in self.index.ego[i])
@@ -301,7 +305,7 @@ class NuScenesReader:
             )
         elif ix.control_valid[i]:
             control = Control(*(float(v) for v in ix.control[i]))
-        qa = qa_pairs(label) + [(q, a) for q, a in ix.qa.get(token, [])]
+        qa = self.qa(i)
         targets = Targets(
             trajectory=traj,
             control=control,

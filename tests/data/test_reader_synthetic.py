@@ -82,8 +82,9 @@ def test_texts_match_the_samples_without_reading_images(synthetic_dataset, monke
 
 def test_qa_file_is_joined_by_sample_token(synthetic_dataset, tmp_path):
     root, version, tokens = synthetic_dataset
+    scene_of = {s["token"]: s["scene_token"] for s in json.loads((root / version / "sample.json").read_text())}
     qa = {
-        "any-scene": {
+        scene_of[tokens[1][2]]: {
             "scene_description": "x",
             "key_frames": {
                 tokens[1][2]: {
@@ -100,6 +101,7 @@ def test_qa_file_is_joined_by_sample_token(synthetic_dataset, tmp_path):
     reader = NuScenesReader(root, version, qa_file=qa_file)
     assert reader.get(tokens[1][2]).targets.qa == (("What is ahead?", "A car."), ("Why?", "Clear road."))
     assert reader.get(tokens[1][3]).targets.qa == ()
+    assert reader.get(tokens[1][2]).targets.explanation == "Clear road."  # the behavior answer
     with pytest.raises(ValueError, match="missing.json"):
         NuScenesReader(root, version, qa_file=tmp_path / "missing.json")
 
