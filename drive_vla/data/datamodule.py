@@ -163,6 +163,10 @@ class DriveDataModule(L.LightningDataModule):
         extra_train: more nuScenes-format training sources, (dataroot, version, split) each, read after
             the main one (e.g. the on-policy scenes of earlier DAgger rounds); they share ``image_hw``,
             ``cache_dir`` and ``qa_file``.
+        qa_items: iterate QA items and planning items (``drive_vla.data.qa_items``): every QA pair once per
+            epoch in a seeded order, and validation over every pair; off = one item per sample.
+        qa_ratio: share of QA items in a training epoch with ``qa_items`` (0 = every pair and every
+            sample once); validation always holds every pair and every sample.
 
     Every source is opened with ``PlanLabelledReader``: a sample with an expert-plan label trains on
     that plan (see ``drive_vla.data.expert_plans``); every other sample reads as with ``NuScenesReader``.
@@ -186,8 +190,13 @@ class DriveDataModule(L.LightningDataModule):
         train: Sequence[Sample] | None = None,
         val: Sequence[Sample] | None = None,
         extra_train: Sequence[tuple[str, str, str]] = (),
+        qa_items: bool = False,
+        qa_ratio: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0.0 <= qa_ratio <= 1.0:
+            raise ValueError(f"qa_ratio: got {qa_ratio}, expected a share in [0, 1] (0 = natural mix)")
+        self.qa_items, self.qa_ratio = qa_items, qa_ratio
         if train is None and not dataroot:
             raise ValueError("dataroot: got '', expected a dataset folder (or pass train=Samples)")
         for i, extra in enumerate(extra_train):
@@ -231,6 +240,16 @@ class DriveDataModule(L.LightningDataModule):
             if len(src):
                 self.val_set = SampleDataset(src, evenly_spaced(len(src), self.max_val_samples))
 
+    def epoch_set(self, split: str) -> Dataset:
+        """What the loader of ``split`` ("train" | "val") iterates: the samples, or their QA items."""
+        base = self.train_set if split == "train" else self.val_set
+        assert base is not None
+        if not self.qa_items:
+            return base
+        from drive_vla.data.qa_items import QAItemDataset
+
+        return QAItemDataset(base, self.qa_ratio if split == "train" else 0.0)
+
     def _generator(self) -> torch.Generator:
         # Each DataLoader iterator draws a base seed; from its own generator it leaves the global RNG
         # alone, so creating iterators after a resume does not shift dropout or label sampling.
@@ -248,9 +267,10 @@ class DriveDataModule(L.LightningDataModule):
         self.setup("fit")
         assert self.train_set is not None
         rank, world = self._rank_world()
-        sampler = EpochSampler(len(self.train_set), self.seed, self.shuffle, rank, world)
+        items = self.epoch_set("train")
+        sampler = EpochSampler(len(items), self.seed, self.shuffle, rank, world)
         return ResumableDataLoader(
-            self.train_set,
+            items,
             batch_size=self.batch_size,
             sampler=sampler,
             num_workers=self.num_workers,
@@ -265,10 +285,11 @@ class DriveDataModule(L.LightningDataModule):
         if self.val_set is None:
             return []
         rank, world = self._rank_world()
+        items = self.epoch_set("val")
         return DataLoader(
-            self.val_set,
+            items,
             batch_size=self.batch_size,
-            sampler=EpochSampler(len(self.val_set), self.seed, False, rank, world),
+            sampler=EpochSampler(len(items), self.seed, False, rank, world),
             num_workers=self.num_workers,
             collate_fn=collate_samples,
             generator=self._generator(),

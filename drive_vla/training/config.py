@@ -59,6 +59,11 @@ class DataConfig:
             before any work.
         label_probe: samples probed per split for ``require_labels``.
         extra_train: more training sources, read after the main train split (e.g. DAgger rounds' scenes).
+        qa_items: one epoch item per QA pair (the pair alone, no planning labels) beside one planning item
+            per sample, in a seeded order, so every pair is seen once per epoch and validation scores every
+            pair; off = one item per sample with a random text target.
+        qa_ratio: with ``qa_items``, the share of QA items in a training epoch (0 = every pair and every
+            sample once; e.g. 0.5 = as many planning items as QA items).
     """
 
     dataroot: str = "datasets/embedded"
@@ -77,8 +82,12 @@ class DataConfig:
     require_labels: list[str] = field(default_factory=list)
     label_probe: int = 32
     extra_train: list[DataSource] = field(default_factory=list)
+    qa_items: bool = False
+    qa_ratio: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.qa_ratio <= 1.0:
+            raise ValueError(f"data.qa_ratio: got {self.qa_ratio}, expected a share in [0, 1] (0 = natural mix)")
         unknown = [x for x in self.require_labels if x not in LABEL_KINDS]
         if unknown:
             raise ValueError(f"data.require_labels: got {unknown}, expected labels among {list(LABEL_KINDS)}")

@@ -9,9 +9,10 @@ from drive_vla.types import Sample
 
 HOW_TO_GET = {
     "qa": "`drive-vla data make-embedded` writes QA for the embedded world; for nuScenes pass "
-    "data.qa_file=<DriveLM-style QA JSON>",
-    "explanation": "`drive-vla data make-embedded` writes explanations; for nuScenes pass "
-    "data.qa_file=<QA JSON with explanations>",
+    "data.qa_file=<DriveLM v1.1 or nuScenes-QA JSON> (check it with `drive-vla data qa-stats --qa-file F`)",
+    "explanation": "`drive-vla data make-embedded` writes explanations; for nuScenes pass data.qa_file=<DriveLM "
+    "v1.1 JSON>: each keyframe's behavior answer becomes its explanation and meta-action (nuScenes-QA has no "
+    "behavior answers, and a frame without one has no explanation); `drive-vla data qa-stats` counts them",
     "control": "control labels come from the CAN bus (nuScenes: the can_bus expansion under the dataroot)",
     "meta_action": "meta-actions are derived by the reader from the future trajectory",
 }

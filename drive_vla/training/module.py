@@ -16,6 +16,15 @@ from drive_vla.training.optim import build_optimizer, build_scheduler
 from drive_vla.types import Batch
 
 
+def labelled_counts(batch: Batch) -> dict[str, int]:
+    """Samples of ``batch`` that carry the label of each loss term (at least 1, for logging weights)."""
+    n_traj = int(batch.traj_mask.any(dim=1).sum()) if batch.traj_mask is not None else len(batch)
+    n_ctrl = int(batch.control_mask.sum()) if batch.control_mask is not None else 0
+    n_text = sum(bool(s.targets.explanation) or bool(s.targets.qa) for s in batch.samples or ())
+    counts = {"waypoint_ce": n_traj, "head_l1": n_traj, "head_kl": n_traj, "control_ce": n_ctrl, "text_ce": n_text}
+    return {k: max(1, v) for k, v in counts.items()}
+
+
 class DrivingModule(L.LightningModule):
     """Trains any model with ``losses(batch) -> dict[str, Tensor]`` and ``plan(batch) -> list[Plan]``.
 
@@ -23,6 +32,10 @@ class DrivingModule(L.LightningModule):
     is ``sum(weight[k] * losses[k])`` over the keys the batch supports; every task loss is logged as
     ``train/<key>`` and ``val/<key>``; validation also plans each batch and logs ``val/l2_{1,2,3}s_m``
     and ``val/l2_avg_m``.
+
+    Partially labelled data: the model averages each term over the samples that carry its label (their
+    tokens or valid values); a batch without a label type returns no such term, adds 0 and never raises.
+    Logged epoch means weight each batch by its number of labelled samples (``labelled_counts``).
 
     Args:
         model: the network (its ``state_dict`` is what checkpoints hold, under ``model.``).
@@ -66,18 +79,20 @@ class DrivingModule(L.LightningModule):
             raise ValueError(f"model.losses: returned keys {unknown}, expected keys among {list(LOSS_KEYS)}")
         terms = [getattr(self.loss_weights, k) * v for k, v in losses.items() if getattr(self.loss_weights, k) > 0]
         if not terms:
-            raise ValueError(
-                f"loss: the batch supports {sorted(losses)} but all their weights are 0; check the stage's loss "
-                "weights and the dataset's labels"
-            )
+            # a batch without any label this stage trains on (e.g. no QA sample in `align`) adds 0; the
+            # product keeps the graph so every rank runs the same backward under DDP
+            if losses:
+                return torch.stack([v.float().sum() for v in losses.values()]).sum() * 0.0
+            return torch.zeros((), device=self.device, requires_grad=True)
         return torch.stack(terms).sum()
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         losses = self.model.losses(batch)
         total = self.weighted_loss(losses)
         bs = len(batch)
+        counts = labelled_counts(batch)
         for k, v in losses.items():
-            self.log(f"train/{k}", v.detach(), batch_size=bs)
+            self.log(f"train/{k}", v.detach(), batch_size=counts.get(k, bs))
         self.log("train/loss", total.detach(), prog_bar=True, batch_size=bs)
         return total
 
@@ -87,8 +102,9 @@ class DrivingModule(L.LightningModule):
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         losses = self.model.losses(batch)
         bs = len(batch)
+        counts = labelled_counts(batch)
         for k, v in losses.items():
-            self.log(f"val/{k}", v.detach(), batch_size=bs, sync_dist=True)
+            self.log(f"val/{k}", v.detach(), batch_size=counts.get(k, bs), sync_dist=True)
         self.log("val/loss", self.weighted_loss(losses).detach(), batch_size=bs, sync_dist=True)
         plans = self.model.plan(batch, **self._plan_kwargs)
         self.val_l2.update(plans, batch.traj[..., :2].float().cpu().numpy(), batch.traj_mask.cpu().numpy())

@@ -102,6 +102,8 @@ def _datamodule(cfg: TrainConfig, train: Sequence[Sample] | None, val: Sequence[
         train=train,
         val=val,
         extra_train=extra,
+        qa_items=d.qa_items,
+        qa_ratio=d.qa_ratio,
     )
 
 
