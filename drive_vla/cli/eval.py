@@ -1,4 +1,4 @@
-"""`drive-vla eval open-loop`: L2 and collision of policies and baselines (ST-P3 and UniAD protocols)."""
+"""`drive-vla eval open-loop`: L2 and collision of policies and baselines (ST-P3, UniAD and OpenDriveVLA protocols)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--dataroot", required=True, help="nuScenes-format data root")
     p.add_argument("--version", default="v1.0-mini", help="dataset version folder (default v1.0-mini)")
     p.add_argument("--split", default="val", help="split name (default val)")
-    p.add_argument("--protocol", choices=("stp3", "uniad", "all"), default="all", help="metric protocol(s)")
+    p.add_argument(
+        "--protocol",
+        choices=("stp3", "uniad", "odv", "all"),
+        default="all",
+        help="metric protocol(s); odv: both OpenDriveVLA tables",
+    )
     p.add_argument("--out", required=True, help="output folder for metrics.json, report.md and plots")
     p.add_argument("--max-samples", type=int, default=None, help="evaluate the first N samples only")
     p.add_argument("--image-size", type=_image_size, default=None, metavar="WxH", help="resize camera images")
@@ -93,7 +98,11 @@ def run(args: argparse.Namespace) -> int:
     (out / "report.md").write_text(text + "\n")
     write_metrics_json(report, out / "metrics.json")
     plot_bev_grid(run_, out / "bev.png", num_panels=args.panels)
-    if any(isinstance(r.get(p), dict) for r in report["models"].values() for p in ("stp3", "uniad")):
+    if any(
+        isinstance(r.get(p), dict)
+        for r in report["models"].values()
+        for p in ("stp3", "uniad", "odv_uniad", "odv_stp3")
+    ):
         plot_l2_per_horizon(report, out / "l2_per_horizon.png")
     print(f"wrote {out / 'metrics.json'}, {out / 'report.md'}, plots in {out}")
     return 0

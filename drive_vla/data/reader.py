@@ -13,6 +13,7 @@ ego frame project exactly with ``geometry.project_points``/``project_boxes``.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 from pathlib import Path
@@ -113,6 +114,7 @@ class NuScenesReader:
         self._pos = {t: i for i, t in enumerate(self.tokens)}
         self._scene_of = index.sample_scene
         self._image_cache = None
+        self._vis: np.ndarray | None = None  # annotation visibility, read on first use
         if self.cache_dir is not None:
             key = hashlib.sha1(f"{self.dataroot.resolve()}|{version}".encode()).hexdigest()[:16]
             self._image_cache = ImageCache(self.cache_dir / f"images-{key}", self.image_hw)
@@ -212,6 +214,56 @@ class NuScenesReader:
             category=tuple(ix.categories[c] for c in ix.ann_category[a:b]),
             instance=tuple(ix.instances[k] for k in ix.ann_instance[a:b]),
         )
+
+    def lidar2ego(self, i: int) -> np.ndarray:
+        """(4, 4) LIDAR_TOP mount of sample ``i`` from its own calibrated_sensor record (nominal where none)."""
+        return self.index.lidar2ego[int(i)].copy()
+
+    def ego_pose(self, i: int) -> np.ndarray:
+        """(4, 4) ego2global of sample ``i`` at its LIDAR_TOP capture (the sample's ego frame)."""
+        return self.index.ref_pose[int(i)].copy()
+
+    def annotations(self, i: int, step: int = 0) -> dict[str, Any] | None:
+        """Global-frame annotations at keyframe ``i + step`` (None outside the scene), as the metric protocols read them.
+
+        Returns:
+            {"xyz": (M, 3), "heading": (M, 3) length axis, "wlh": (M, 3), "category": M names,
+            "instance": M tokens, "visibility": (M,) int visibility tokens 1..4}.
+        """
+        start, end = self._scene_range(int(i))
+        j = int(i) + int(step)
+        if not start <= j < end:
+            return None
+        ix = self.index
+        a, b = int(ix.ann_start[j]), int(ix.ann_start[j + 1])
+        return {
+            "xyz": ix.ann_xyz[a:b],
+            "heading": ix.ann_heading[a:b],
+            "wlh": ix.ann_wlh[a:b],
+            "category": tuple(ix.categories[c] for c in ix.ann_category[a:b]),
+            "instance": tuple(ix.instances[k] for k in ix.ann_instance[a:b]),
+            "visibility": self._visibility()[a:b],
+        }
+
+    def _visibility(self) -> np.ndarray:
+        """Visibility token of every indexed annotation, read once from sample_annotation.json.
+
+        The devkit lists a sample's ``anns`` in the table's order, which is the index's order.
+        """
+        if self._vis is None:
+            path = self.dataroot / self.version / "sample_annotation.json"
+            by_sample: dict[str, list[int]] = {}
+            for rec in json.loads(path.read_text()):
+                by_sample.setdefault(rec["sample_token"], []).append(int(rec.get("visibility_token") or 4))
+            vis = np.zeros(int(self.index.ann_start[-1]) if len(self.index.ann_start) else 0, dtype=np.int8)
+            for k, token in enumerate(self.tokens):
+                a, b = int(self.index.ann_start[k]), int(self.index.ann_start[k + 1])
+                got = by_sample.get(token, [])
+                if len(got) != b - a:
+                    raise ValueError(f"{path}: sample {token} has {len(got)} annotations, the index {b - a}")
+                vis[a:b] = got
+            self._vis = vis
+        return self._vis
 
     def trajectories(self) -> list[Trajectory]:
         """Future Trajectory of every sample (no image is read), e.g. to fit action tokenizers."""

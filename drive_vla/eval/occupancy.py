@@ -1,19 +1,27 @@
-"""BEV occupancy collision check of the published planning metrics (ST-P3, UniAD, VAD), vectorised.
+"""BEV occupancy collision check of the published planning metrics (ST-P3, UniAD, OpenDriveVLA), vectorised.
 
-Everything here is in the nuScenes LiDAR frame of the current sample (x right, y forward, metres).
-The grid is 200 x 200 cells of 0.5 m over [-50, 50) m; rows index the forward axis (LiDAR y) and
-columns the left axis (-LiDAR x), the layout of the published code, so cell (r, c) has its centre at
-forward = -49.75 + 0.5 r, left = -49.75 + 0.5 c.
+The grid is 200 x 200 cells of 0.5 m over [-50, 50) m. Rows always index the forward axis; what the
+columns index, and in which frame the agents are drawn, is each protocol's own GridLayout:
 
-Conventions reproduced from the published code:
+* ST-P3 (``stp3/datas/NuscenesData.py`` ``_get_poly_region_in_image``): agents in the ego frame of the
+  LIDAR_TOP capture (yaw-only), columns along ego +y (left); ``stp3/metrics.py``
+  ``PlanningMetric.evaluate_coll`` multiplies the LiDAR-frame waypoints by (-1, 1), so the lookup column
+  is -x (left) of the LiDAR frame.
+* UniAD (``projects/mmdet3d_plugin/datasets/pipelines/occflow_label.py`` ``GenerateOccFlowLabels``):
+  agents in the current LiDAR frame, columns along LiDAR +x (right); ``planning_metrics.py``
+  ``PlanningMetric.update`` negates x and ``evaluate_coll`` negates it back, so the lookup column is +x.
+* OpenDriveVLA (``drivevla/eval_share/evaluation.py`` ``planning_evaluation``): UniAD's raster mirrored
+  left-right (``torch.flip(occ, [-1])``) and its ``metric.py`` negates x once, so the lookup column is -x.
 
-* Agent boxes are rasterised per future step with ``cv2.fillPoly`` after rounding each corner to
-  ``round((v + 50) / 0.5)`` (FIERY / ST-P3 ``_get_poly_region_in_image``), one polygon per call
-  (``fillPoly`` with several polygons XORs overlaps).
-* The ego footprint (1.85 m wide, 4.084 m long, centre 0.5 m ahead of the LiDAR origin) is the set of
-  cells whose centres lie inside the rectangle at the origin (32 cells), AXIS-ALIGNED: it is not
-  rotated with the planned heading, exactly as in ST-P3's ``evaluate_single_coll``. It is translated
-  to a waypoint by ``int(cell + waypoint / 0.5)`` and clipped to the grid.
+An AgentBoxes handed to the grid is in the protocol's raster frame: ``xy[:, 0]`` along the columns,
+``xy[:, 1]`` along the rows, metres. Shared by all three peers:
+
+* Boxes are rasterised per future step with ``cv2.fillPoly`` after rounding each corner to
+  ``round((v + 50) / 0.5)``, one polygon per call (``fillPoly`` with several polygons XORs overlaps).
+* The ego footprint (1.85 m wide, 4.084 m long, centre 0.5 m ahead of the waypoint) is the set of cells
+  whose centres lie inside the rectangle at the origin (``skimage.draw.polygon``, 32 cells), AXIS-ALIGNED
+  (``evaluate_single_coll``). It is moved to a waypoint by ``int(cell + waypoint / 0.5)`` (truncation
+  toward zero) and clipped to the grid; that lookup is half a cell off the raster's rounding.
 * A step collides when any footprint cell is occupied.
 """
 
@@ -37,6 +45,34 @@ EGO_CENTRE_AHEAD_M = 0.5  # footprint centre ahead of the LiDAR origin, along th
 
 GROUPS: tuple[str, ...] = ("other", "vehicle", "pedestrian")
 GROUP_CODE = {name: i for i, name in enumerate(GROUPS)}
+
+
+@dataclass(frozen=True)
+class GridLayout:
+    """How one protocol's code lays out its occupancy grid and looks the ego footprint up in it.
+
+    Attributes:
+        name: protocol family ("stp3", "uniad", "odv").
+        lookup_col_sign: the footprint column of a LiDAR-frame waypoint is ``sign * x / 0.5``.
+        flip_cols: the drawn raster is mirrored left-right before the lookup (column c reads 199 - c).
+        source: the peer file and function the layout follows.
+    """
+
+    name: str
+    lookup_col_sign: float
+    flip_cols: bool
+    source: str
+
+
+STP3_GRID = GridLayout(
+    "stp3", -1.0, False, "ST-P3 stp3/metrics.py PlanningMetric.evaluate_coll; NuscenesData._get_poly_region_in_image"
+)
+UNIAD_GRID = GridLayout(
+    "uniad", 1.0, False, "UniAD planning_metrics.py PlanningMetric.update/evaluate_coll; occflow_label.py __call__"
+)
+ODV_GRID = GridLayout(
+    "odv", -1.0, True, "OpenDriveVLA drivevla/eval_share/evaluation.py planning_evaluation; metric.py evaluate_coll"
+)
 
 # nuScenes detection class names (mmdet3d style) that some sources use instead of full category names.
 _VEHICLE_CLASSES = {"car", "truck", "bus", "trailer", "construction_vehicle", "motorcycle", "bicycle"}
@@ -155,55 +191,63 @@ def ego_footprint_cells() -> tuple[np.ndarray, np.ndarray]:
 _FOOT_ROWS, _FOOT_COLS = ego_footprint_cells()
 
 
-def footprint_cells(traj_xy: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Grid rows and cols of the ego footprint at each waypoint.
+def footprint_cells(traj_xy: np.ndarray, layout: GridLayout = STP3_GRID) -> tuple[np.ndarray, np.ndarray]:
+    """Raster rows and cols of the ego footprint at each LiDAR-frame waypoint, as ``layout``'s code looks it up.
 
     Args:
-        traj_xy: (..., 2) waypoints, LiDAR frame.
+        traj_xy: (..., 2) waypoints, LiDAR frame (x right, y forward).
+        layout: the protocol's grid layout.
 
     Returns:
-        rows, cols: (..., K) int32, clipped to the grid as in the published code.
+        rows, cols: (..., K) int32 indices into the drawn raster, clipped to the grid as in the peers' code.
     """
-    forward = np.asarray(traj_xy, dtype=np.float64)[..., 1:2] / GRID_RES_M
-    left = -np.asarray(traj_xy, dtype=np.float64)[..., 0:1] / GRID_RES_M
+    xy = np.asarray(traj_xy, dtype=np.float64)
+    forward = xy[..., 1:2] / GRID_RES_M
+    across = layout.lookup_col_sign * xy[..., 0:1] / GRID_RES_M
     rows = np.clip((_FOOT_ROWS + forward).astype(np.int32), 0, GRID_CELLS - 1)
-    cols = np.clip((_FOOT_COLS + left).astype(np.int32), 0, GRID_CELLS - 1)
+    cols = np.clip((_FOOT_COLS + across).astype(np.int32), 0, GRID_CELLS - 1)
+    if layout.flip_cols:  # reading column c of the mirrored raster reads column 199 - c of the drawn one
+        cols = GRID_CELLS - 1 - cols
     return rows, cols
 
 
 def box_vertices_rc(boxes: AgentBoxes) -> np.ndarray:
-    """(M, 4, 2) int32 polygon vertices as cv2 points (col, row), rounded like the published rasteriser."""
+    """(M, 4, 2) int32 polygon vertices as cv2 points (col, row) of raster-frame boxes, rounded like the peers."""
     corners = boxes.corners()
-    forward, left = corners[..., 1], -corners[..., 0]
-    rows = np.round((forward - GRID_MIN_M) / GRID_RES_M)
-    cols = np.round((left - GRID_MIN_M) / GRID_RES_M)
+    cols = np.round((corners[..., 0] - GRID_MIN_M) / GRID_RES_M)
+    rows = np.round((corners[..., 1] - GRID_MIN_M) / GRID_RES_M)
     return np.stack([cols, rows], axis=-1).astype(np.int32)
 
 
-def rasterise(boxes: AgentBoxes, mask: np.ndarray | None = None) -> np.ndarray:
-    """(200, 200) uint8 occupancy of the selected boxes (all boxes drawn into one grid; for plots and checks)."""
+def rasterise(boxes: AgentBoxes, mask: np.ndarray | None = None, layout: GridLayout = STP3_GRID) -> np.ndarray:
+    """(200, 200) uint8 occupancy of the selected raster-frame boxes as the protocol reads it (mirrored for ODV)."""
     grid = np.zeros((GRID_CELLS, GRID_CELLS), dtype=np.uint8)
     pts = box_vertices_rc(boxes)
     for i in np.flatnonzero(np.ones(len(boxes), bool) if mask is None else mask):
         cv2.fillPoly(grid, [pts[i]], 1)
-    return grid
+    return grid[:, ::-1].copy() if layout.flip_cols else grid
 
 
 def occupancy_collisions(
-    trajs: Sequence[np.ndarray], boxes: AgentBoxes, groups: Sequence[str] = ("vehicle", "pedestrian")
+    trajs: Sequence[np.ndarray],
+    boxes: AgentBoxes,
+    groups: Sequence[str] | None = None,
+    layout: GridLayout = STP3_GRID,
 ) -> np.ndarray:
-    """Per-step footprint collisions of several trajectory sets against the per-step occupancy of each group.
+    """Per-step footprint collisions of several trajectory sets against the per-step occupancy of the boxes.
 
     Only boxes whose rasterised bounding rectangle can reach a queried footprint are drawn, which keeps
     the cost proportional to the agents near the ego, not to the whole grid.
 
     Args:
         trajs: Q arrays (N, T, 2) of waypoints in the LiDAR frame (e.g. prediction and ground truth).
-        boxes: agent boxes; ``boxes.sample`` indexes N and ``boxes.step`` indexes T.
-        groups: group names from GROUPS; one occupancy per group.
+        boxes: agent boxes in ``layout``'s raster frame; ``boxes.sample`` indexes N, ``boxes.step`` T.
+        groups: group names from GROUPS, one occupancy per group; None draws every box into one.
+        layout: the protocol's grid layout.
 
     Returns:
-        (Q, G, N, T) bool: footprint of trajs[q] at step t of sample n touches a box of groups[g].
+        (Q, G, N, T) bool (G = 1 when groups is None): footprint of trajs[q] at step t of sample n
+        touches a box of groups[g].
     """
     if not trajs:
         raise ValueError("trajs: got no trajectory sets, expected at least one (N, T, 2) array")
@@ -215,17 +259,17 @@ def occupancy_collisions(
             raise ValueError(f"trajs[{q}]: got shape {np.shape(t)}, expected {shape} like trajs[0]")
         if not np.all(np.isfinite(t)):
             raise ValueError(f"trajs[{q}]: got NaN or inf, expected finite waypoints")
-    unknown = [g for g in groups if g not in GROUP_CODE]
+    unknown = [g for g in groups or () if g not in GROUP_CODE]
     if unknown:
         raise ValueError(f"groups: got {unknown}, expected names from {list(GROUPS)}")
     n, t_steps, _ = shape
-    out = np.zeros((len(trajs), len(groups), n, t_steps), dtype=bool)
+    out = np.zeros((len(trajs), 1 if groups is None else len(groups), n, t_steps), dtype=bool)
     if len(boxes) == 0 or n == 0:
         return out
     if boxes.sample.min() < 0 or boxes.sample.max() >= n or boxes.step.min() < 0 or boxes.step.max() >= t_steps:
         raise ValueError(f"boxes.sample/step: got indices outside the {n} samples x {t_steps} steps")
 
-    cells = [footprint_cells(t) for t in trajs]  # Q x ((N, T, K), (N, T, K))
+    cells = [footprint_cells(t, layout) for t in trajs]  # Q x ((N, T, K), (N, T, K))
     rows = np.stack([c[0] for c in cells])  # (Q, N, T, K)
     cols = np.stack([c[1] for c in cells])
     pts = box_vertices_rc(boxes)  # (M, 4, 2) (col, row)
@@ -239,8 +283,9 @@ def occupancy_collisions(
         & (fc_hi >= pts[..., 0].min(-1))
     ).any(0)
     grid = np.zeros((GRID_CELLS, GRID_CELLS), dtype=np.uint8)
-    for g, name in enumerate(groups):
-        idx = np.flatnonzero(near & (boxes.group == GROUP_CODE[name]))
+    selections = [near] if groups is None else [near & (boxes.group == GROUP_CODE[g]) for g in groups]
+    for g, selected in enumerate(selections):
+        idx = np.flatnonzero(selected)
         if idx.size == 0:
             continue
         key = s[idx] * t_steps + k[idx]

@@ -2,7 +2,10 @@
 
 The runner reads each sample once, asks every planner for a plan, converts plans and ground truth from
 the canonical ego frame to the LiDAR frame once (drive_vla.geometry) and hands arrays to the pure
-metric functions. A planner that raises, returns the wrong number of plans, a non-finite or wrongly
+metric functions. Each sample's own LIDAR_TOP calibration is used where the reader has it
+(``lidar2ego``), and each protocol's agents are selected from the dataset's annotations
+(``annotations``: past, present and future keyframes, categories, instances, visibility); a plain
+sequence of Samples falls back to the nominal mount and its future boxes. A planner that raises, returns the wrong number of plans, a non-finite or wrongly
 shaped trajectory is recorded per sample as a failure; failed samples are left out of that planner's
 metrics and listed in its report.
 """
@@ -23,7 +26,8 @@ from drive_vla.eval.box_collision import path_headings
 from drive_vla.eval.language import meta_action_accuracy, rouge_l_f1
 from drive_vla.eval.occupancy import GROUP_CODE, AgentBoxes, category_group
 from drive_vla.eval.openloop_metrics import BOX_OVERLAP, NUM_STEPS, openloop_metrics, resolve_protocols
-from drive_vla.geometry import ego_boxes_to_lidar, ego_poses_to_lidar_xy
+from drive_vla.eval.openloop_protocols import STP3_PAST_FRAMES, SampleAgents, stp3_in_sample_set
+from drive_vla.geometry import NUSCENES_LIDAR2EGO, ego_boxes_to_lidar, ego_poses_to_lidar_xy
 from drive_vla.types import STEP_DT_S, Observation, Planner, Sample
 
 MAX_LISTED_FAILURES = 200
@@ -42,7 +46,10 @@ class GroundTruth:
     xy: list[np.ndarray] = field(default_factory=list)  # N x (6, 2)
     yaw_rad: list[np.ndarray] = field(default_factory=list)  # N x (6,), CCW from LiDAR +x
     mask: list[np.ndarray] = field(default_factory=list)  # N x (6,) bool
-    boxes: list[AgentBoxes] = field(default_factory=list)  # one per sample (sample index filled in)
+    boxes: list[AgentBoxes] = field(default_factory=list)  # one per sample, group-coded (plots, box overlap)
+    raster: dict[str, list[AgentBoxes]] = field(default_factory=lambda: {"stp3": [], "uniad": []})
+    stp3_samples: list[bool] = field(default_factory=list)  # in ST-P3's sample set
+    lidar2ego: list[np.ndarray] = field(default_factory=list)  # N x (4, 4)
     has_boxes: list[bool] = field(default_factory=list)
     meta_actions: list[str | None] = field(default_factory=list)
     explanations: list[str | None] = field(default_factory=list)
@@ -82,37 +89,77 @@ class OpenLoopRun:
     dataset: dict[str, Any]
 
 
-def ego_plan_to_lidar(poses_xyyaw: np.ndarray, heading: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+def ego_plan_to_lidar(
+    poses_xyyaw: np.ndarray, heading: str = "auto", lidar2ego: np.ndarray = NUSCENES_LIDAR2EGO
+) -> tuple[np.ndarray, np.ndarray]:
     """(T, 3) ego-frame poses of the current sample -> (T, 2) LiDAR-origin positions, (T,) LiDAR headings.
 
     ``heading="auto"`` uses the plan's headings when any is non-zero and otherwise the direction of the
     path (planners that predict positions only leave yaw at 0, which would misplace the LiDAR origin,
     0.94 m ahead of the ego origin, in turns); "plan" always uses the given headings; "path" always
-    derives them from the path.
+    derives them from the path. ``lidar2ego`` is the sample's LIDAR_TOP calibration.
     """
     poses = np.asarray(poses_xyyaw, dtype=np.float64).copy()
     if heading not in ("auto", "plan", "path"):
         raise ValueError(f"heading: got {heading!r}, expected 'auto', 'plan' or 'path'")
     if heading == "path" or (heading == "auto" and not np.any(np.abs(poses[:, 2]) > 1e-6)):
         poses[:, 2] = path_headings(poses[None, :, :2], initial_rad=0.0)[0]
-    xy = ego_poses_to_lidar_xy(poses)
-    _, yaw = ego_boxes_to_lidar(np.zeros((len(poses), 3)), poses[:, 2])
+    xy = ego_poses_to_lidar_xy(poses, lidar2ego)
+    _, yaw = ego_boxes_to_lidar(np.zeros((len(poses), 3)), poses[:, 2], lidar2ego)
     return xy, np.asarray(yaw, dtype=np.float64)
 
 
-def _sample_ground_truth(sample: Sample, index: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, AgentBoxes, bool]:
+def _lidar2ego(reader: Any, index: int) -> np.ndarray:
+    return reader.lidar2ego(index) if hasattr(reader, "lidar2ego") else NUSCENES_LIDAR2EGO
+
+
+def sample_agents(reader: Any, index: int, sample: Sample) -> SampleAgents:
+    """The boxes around sample ``index`` for the protocols: the reader's annotations of the past two,
+    present and six future keyframes where it has them, else the Sample's future boxes (ego frame)."""
+    lidar2ego = _lidar2ego(reader, index)
+    if hasattr(reader, "annotations") and hasattr(reader, "ego_pose"):
+        steps, recs = [], []
+        for step in range(-2, NUM_STEPS + 1):
+            rec = reader.annotations(index, step)
+            if rec is not None:
+                steps.append(np.full(len(rec["category"]), step))
+                recs.append(rec)
+        cat = tuple(c for r in recs for c in r["category"])
+        return SampleAgents(
+            np.concatenate(steps).astype(np.int64), np.concatenate([r["xyz"] for r in recs]).reshape(-1, 3),
+            np.concatenate([r["heading"] for r in recs]).reshape(-1, 3),
+            np.concatenate([r["wlh"] for r in recs]).reshape(-1, 3), cat,
+            tuple(t for r in recs for t in r["instance"]), np.concatenate([r["visibility"] for r in recs]),
+            reader.ego_pose(index), lidar2ego,
+        )  # fmt: skip
+    boxes = sample.targets.future_boxes
+    steps = np.concatenate([np.full(len(b), k + 1) for k, b in enumerate(boxes)] + [np.zeros(0)]).astype(np.int64)
+    yaw = np.concatenate([b.yaw_rad for b in boxes] + [np.zeros(0)]).astype(np.float64)
+    return SampleAgents(
+        steps, np.concatenate([b.xyz for b in boxes] + [np.zeros((0, 3))]).astype(np.float64),
+        np.stack([np.cos(yaw), np.sin(yaw), np.zeros_like(yaw)], -1),
+        np.concatenate([b.lwh[:, [1, 0, 2]] for b in boxes] + [np.zeros((0, 3))]).astype(np.float64),
+        tuple(c for b in boxes for c in (b.category or ("other",) * len(b))),
+        tuple(t for k, b in enumerate(boxes) for t in (b.instance or [f"{k}-{m}" for m in range(len(b))])),
+        np.full(len(steps), 4), np.eye(4), lidar2ego, past_known=False,
+    )  # fmt: skip
+
+
+def _sample_ground_truth(
+    sample: Sample, index: int, lidar2ego: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, AgentBoxes, bool]:
     traj = sample.targets.trajectory
     if len(traj) != NUM_STEPS or abs(traj.dt_s - STEP_DT_S) > 1e-6:
         raise ValueError(
             f"sample {sample.meta.token}: targets.trajectory has {len(traj)} steps at {traj.dt_s} s,"
             f" expected {NUM_STEPS} at {STEP_DT_S} s"
         )
-    xy, yaw = ego_plan_to_lidar(traj.poses, heading="plan")
+    xy, yaw = ego_plan_to_lidar(traj.poses, heading="plan", lidar2ego=lidar2ego)
     parts = []
     for step, b in enumerate(sample.targets.future_boxes):
         if len(b) == 0:
             continue
-        centre, byaw = ego_boxes_to_lidar(b.xyz, b.yaw_rad)
+        centre, byaw = ego_boxes_to_lidar(b.xyz, b.yaw_rad, lidar2ego)
         cats = b.category or ("other",) * len(b)
         parts.append(
             AgentBoxes(
@@ -218,7 +265,15 @@ def run_openloop(
     outs = {name: ModelOutput(name) for name in planners}
     for batch, new_scene in _batches(reader, n, batch_size):
         for idx, sample in batch:
-            xy, yaw, mask, boxes, has_boxes = _sample_ground_truth(sample, idx)
+            lidar2ego = _lidar2ego(reader, idx)
+            xy, yaw, mask, boxes, has_boxes = _sample_ground_truth(sample, idx, lidar2ego)
+            agents = sample_agents(reader, idx, sample)
+            for family, parts in gt.raster.items():
+                parts.append(agents.boxes_for(family, idx))
+            # plain Samples carry no scene position: only ST-P3's full-future part of the rule applies
+            past = sample.meta.index_in_scene if agents.past_known else STP3_PAST_FRAMES
+            gt.stp3_samples.append(stp3_in_sample_set(sample.meta.scene, past, bool(mask.all())))
+            gt.lidar2ego.append(lidar2ego)
             gt.tokens.append(sample.meta.token)
             gt.scenes.append(sample.meta.scene)
             gt.xy.append(xy)
@@ -241,7 +296,7 @@ def run_openloop(
                     if isinstance(res, Exception):
                         raise res
                     poses = _plan_poses(res)
-                    xy, yaw = ego_plan_to_lidar(poses, heading)
+                    xy, yaw = ego_plan_to_lidar(poses, heading, gt.lidar2ego[idx])
                     text = getattr(res, "text", None)
                     meta = getattr(res, "meta_action", None)
                     if explain and hasattr(planner, "explain"):
@@ -271,6 +326,11 @@ def run_openloop(
         "num_samples": n,
         "samples_without_boxes": int(np.sum(~np.array(gt.has_boxes))),
         "samples_with_full_future": int(np.sum(np.stack(gt.mask).all(1))),
+        "samples_in_stp3_set": int(np.sum(gt.stp3_samples)),
+        "lidar_calibration": "per sample" if hasattr(reader, "lidar2ego") else "nominal mount",
+        "agents": "dataset annotations"
+        if hasattr(reader, "annotations")
+        else "future boxes of the Samples (no past frames or visibility: ST-P3's first-seen and past-frame rules not applied)",
     }
     return OpenLoopRun(gt, outs, dataset)
 
@@ -291,10 +351,12 @@ def model_report(run: OpenLoopRun, name: str, protocol: str | Sequence[str] = "a
     ok = out.ok
     report: dict[str, Any] = {"num_samples": len(ok), "num_predicted": int(ok.sum())}
     if ok.any():
+        raster = {k: _subset_boxes(AgentBoxes.concatenate(v), ok) for k, v in run.gt.raster.items()}
         report.update(
             openloop_metrics(
-                np.stack(out.xy)[ok], gt_xy[ok], mask[ok], _subset_boxes(boxes, ok), protocol,
+                np.stack(out.xy)[ok], gt_xy[ok], mask[ok], raster, protocol,
                 pred_yaw_rad=np.stack(out.yaw_rad)[ok], gt_yaw_rad=gt_yaw[ok],
+                stp3_samples=np.asarray(run.gt.stp3_samples, bool)[ok], lidar_boxes=_subset_boxes(boxes, ok),
             )
         )  # fmt: skip
     else:
@@ -329,12 +391,11 @@ def compare_report(run: OpenLoopRun, protocol: str | Sequence[str] = "all") -> d
         raise NoValidSamplesError(
             f"split {run.dataset.get('split')!r}: none of its {len(run.gt)} samples has a valid future waypoint"
         )
-    full = run.dataset["samples_with_full_future"]
     for p in chosen:
-        if p.full_future_only and full == 0 and (protocol != "all"):
+        if p.sample_set == "stp3" and run.dataset["samples_in_stp3_set"] == 0 and protocol != "all":
             raise NoValidSamplesError(
-                f"split {run.dataset.get('split')!r}: no sample has the full {NUM_STEPS}-step future, which the"
-                f" {p.name} protocol requires"
+                f"split {run.dataset.get('split')!r}: no sample has 2 past and {NUM_STEPS} future keyframes in its"
+                f" scene, which the {p.name} protocol requires"
             )
     return {
         "dataset": run.dataset,

@@ -52,7 +52,9 @@ def test_parked_car_in_ego_frame_collides_through_the_runner(sample_factory, box
         sample.observation, type(sample.targets)(gt.targets.trajectory, future_boxes=(car,) * 6), sample.meta
     )
     rep = evaluate(make_baseline("constant_velocity"), reader_factory([sample]))
-    assert rep["stp3"]["collision_pct"] == pytest.approx({"1s": 0.0, "2s": 50.0, "3s": 50.0, "avg": 100 / 3})
+    # ST-P3 draws the car in the ego frame (ego x 8.79..13.29 m -> rows 118..127) and looks the plan up
+    # at its LiDAR y: the footprint (rows 97..104 + y / 0.5) reaches row 118 from y = 7.5 m, steps 3..6
+    assert rep["stp3"]["collision_pct"] == pytest.approx({"1s": 0.0, "2s": 50.0, "3s": 200 / 3, "avg": 350 / 9})
     assert rep["uniad"]["collision_pct"]["2s"] == pytest.approx(100.0)
 
 
@@ -186,7 +188,7 @@ def test_compare_runs_several_planners_on_one_read(sample_factory, reader_factor
     assert sorted(reads) == [0, 1, 2]
     assert set(rep["models"]) == {"cv", "ctr"}
     assert rep["models"]["ctr"]["stp3"]["l2_m"]["3s"] < rep["models"]["cv"]["stp3"]["l2_m"]["3s"]
-    assert set(rep["protocols"]) == {"stp3", "uniad", "box_overlap"}
+    assert set(rep["protocols"]) == {"stp3", "uniad", "odv_uniad", "odv_stp3", "box_overlap"}
 
 
 def test_max_samples_limits_the_run(sample_factory, reader_factory):

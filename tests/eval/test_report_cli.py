@@ -28,11 +28,16 @@ def test_table_names_the_protocol_of_every_number(small_run):
     report = compare_report(small_run)
     rows = metric_rows(report)
     assert [(r["model"], r["protocol"]) for r in rows] == [
-        ("cv", "ST-P3/VAD avg"), ("cv", "UniAD per-step"), ("cv", "box overlap (rotated ego) [unpublished]"),
-        ("ctr", "ST-P3/VAD avg"), ("ctr", "UniAD per-step"), ("ctr", "box overlap (rotated ego) [unpublished]"),
+        (m, label)
+        for m in ("cv", "ctr")
+        for label in (
+            "ST-P3", "UniAD", "OpenDriveVLA 'UniAD evaluation'", "OpenDriveVLA 'STP-3 evaluation'",
+            "box overlap (rotated ego) [unpublished]",
+        )
     ]  # fmt: skip
+    assert not any("VAD" in r["protocol"].replace("OpenDriveVLA", "") for r in rows)
     text = format_report(report)
-    assert "stp3: ST-P3/VAD avg: mean over steps" in text and "NOT a published protocol" in text
+    assert "stp3: ST-P3: mean over steps" in text and "NOT a published protocol" in text
     assert "L2 3s (m)" in text and "col avg (%)" in text
 
 
@@ -71,7 +76,7 @@ def test_cli_open_loop_writes_table_json_and_plots(sample_factory, reader_factor
     assert rc == 0
     assert seen == {"dataroot": str(tmp_path), "version": "v1.0-x", "split": "val", "image_hw": (9, 16)}
     printed = capsys.readouterr().out
-    assert "UniAD per-step" in printed and "ST-P3/VAD avg |" not in printed
+    assert "| UniAD " in printed and "| ST-P3 " not in printed
     data = json.loads((out / "metrics.json").read_text())
     assert set(data["models"]) == {"baseline:constant_velocity", "baseline:constant_turn_rate"}
     assert "stp3" not in data["models"]["baseline:constant_velocity"]

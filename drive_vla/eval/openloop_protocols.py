@@ -1,0 +1,252 @@
+"""The published open-loop protocols: each one's grid, agents, sample set and averaging, as its own code has them.
+
+Every rule below names the peer file and function it follows. What differs between the peers:
+
+========  ===============================  ==================================  =========================
+protocol  agents drawn                     samples                             number at N s
+========  ===============================  ==================================  =========================
+stp3      vehicle.* and human.* instances  2 past + present + 6 future frames  mean of steps 1..2N
+          seen (visibility != 1) in the    in one scene; CAN-blacklisted
+          past or present frames, at each  scenes dropped
+          future frame, any visibility
+uniad     UniAD's vehicle classes (no      every sample; missing future steps  step 2N, over all samples
+          emergency vehicles), every       count 0
+          future box, any visibility
+odv       UniAD's agents, raster mirrored  every sample; missing steps 0       two tables: step 2N, and
+          left-right                                                           mean of steps 1..2N
+========  ===============================  ==================================  =========================
+
+VAD (``metric_stp3.py``) draws the current agents moved along their ground-truth futures on a grid whose
+rows run from 50 m ahead downward; it is not reproduced, so no table carries VAD's name.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from drive_vla.eval.occupancy import GROUP_CODE, ODV_GRID, STP3_GRID, UNIAD_GRID, AgentBoxes, GridLayout
+
+# ST-P3 stp3/datas/NuscenesData.py FuturePredictionDataset.get_scenes: scene-0419 and the devkit's
+# NuScenesCanBus.can_blacklist (scenes without CAN data) are removed from the split.
+STP3_SCENE_BLACKLIST = frozenset(
+    f"scene-{n:04d}"
+    for n in (
+        419,
+        161,
+        162,
+        163,
+        164,
+        165,
+        166,
+        167,
+        168,
+        170,
+        171,
+        172,
+        173,
+        174,
+        175,
+        176,
+        309,
+        310,
+        311,
+        312,
+        313,
+        314,
+    )
+)
+STP3_PAST_FRAMES = 2  # stp3/config.py TIME_RECEPTIVE_FIELD = 3 (past + present), Planning.yml N_FUTURE_FRAMES = 6
+
+# UniAD occflow_label.py GenerateOccFlowLabels: vehicle_classes, mapped from nuScenes categories by
+# mmdet3d NuScenesDataset.NameMapping (vehicle.emergency.* has no mapping, so it is never drawn).
+UNIAD_VEHICLE_CATEGORIES = frozenset(
+    {
+        "vehicle.car", "vehicle.truck", "vehicle.construction", "vehicle.bus.bendy", "vehicle.bus.rigid",
+        "vehicle.trailer", "vehicle.motorcycle", "vehicle.bicycle",
+    }
+)  # fmt: skip
+UNIAD_VEHICLE_CLASSES = frozenset({"car", "truck", "construction_vehicle", "bus", "trailer", "motorcycle", "bicycle"})
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How one published table turns per-step L2 and collision into its numbers.
+
+    Attributes:
+        name: key in reports.
+        label: human label used in tables.
+        layout: the occupancy grid of its code (GridLayout); None for the box-overlap diagnostic.
+        agents: which agent selection feeds the grid ("stp3" or "uniad").
+        aggregation: "mean_to_horizon" (mean over steps 1..2N) or "at_horizon" (step 2N alone).
+        sample_set: "stp3" (ST-P3's sequence rule), "full_future" or "all" (missing steps count 0).
+        source: the peer file and function the averaging follows.
+        published: False for diagnostics that no paper reports.
+    """
+
+    name: str
+    label: str
+    layout: GridLayout | None
+    agents: str
+    aggregation: str
+    sample_set: str
+    source: str
+    published: bool = True
+
+    def describe(self) -> str:
+        how = "mean over steps 0.5 s..N s" if self.aggregation == "mean_to_horizon" else "value at step N s"
+        samples = {
+            "stp3": "ST-P3's samples (2 past and 6 future keyframes in the scene)",
+            "full_future": "samples with the full 6-step future",
+            "all": "all samples, missing steps count 0",
+        }[self.sample_set]
+        tail = f"; follows {self.source}" if self.published else "; NOT a published protocol"
+        return f"{self.label}: {how}; {samples}{tail}"
+
+
+STP3 = Protocol(
+    "stp3", "ST-P3", STP3_GRID, "stp3", "mean_to_horizon", "stp3", "ST-P3 evaluate.py eval + stp3/metrics.py"
+)
+UNIAD = Protocol(
+    "uniad", "UniAD", UNIAD_GRID, "uniad", "at_horizon", "all", "UniAD uniad/apis/test.py + planning_metrics.py"
+)
+ODV_UNIAD = Protocol(
+    "odv_uniad", "OpenDriveVLA 'UniAD evaluation'", ODV_GRID, "uniad", "at_horizon", "all",
+    "OpenDriveVLA drivevla/eval_share/evaluation.py planning_evaluation (first table)",
+)  # fmt: skip
+ODV_STP3 = Protocol(
+    "odv_stp3", "OpenDriveVLA 'STP-3 evaluation'", ODV_GRID, "uniad", "mean_to_horizon", "all",
+    "OpenDriveVLA drivevla/eval_share/evaluation.py planning_evaluation (second table)",
+)  # fmt: skip
+BOX_OVERLAP = Protocol(
+    "box_overlap", "box overlap (rotated ego)", None, "stp3", "mean_to_horizon", "full_future", "", published=False
+)
+PROTOCOLS: dict[str, Protocol] = {p.name: p for p in (STP3, UNIAD, ODV_UNIAD, ODV_STP3)}
+ALIASES: dict[str, tuple[str, ...]] = {"odv": ("odv_uniad", "odv_stp3")}
+
+
+def resolve_protocols(protocol: str | Sequence[str]) -> list[Protocol]:
+    """ "all" | "stp3" | "uniad" | "odv" (both OpenDriveVLA tables) | a list of those -> Protocol objects."""
+    names = list(PROTOCOLS) if protocol == "all" else [protocol] if isinstance(protocol, str) else list(protocol)
+    names = [n for name in names for n in ALIASES.get(name, (name,))]
+    bad = [p for p in names if p not in PROTOCOLS]
+    if bad or not names:
+        choices = ["all", *PROTOCOLS, *ALIASES]
+        raise ValueError(f"protocol: got {protocol!r}, expected one of {choices} or a list of them")
+    return [PROTOCOLS[p] for p in dict.fromkeys(names)]
+
+
+@dataclass(frozen=True)
+class SampleAgents:
+    """The annotated boxes around one sample, as the protocols' label code reads them.
+
+    Attributes:
+        step: (M,) keyframe offset from the sample (-2..6; 0 is the sample itself).
+        xyz: (M, 3) box centres in the frame of ``ego2global`` (the global frame for nuScenes records).
+        heading: (M, 3) direction of each box's length axis in that frame.
+        wlh: (M, 3) width, length, height, metres.
+        category: M nuScenes category names.
+        instance: M instance tokens.
+        visibility: (M,) nuScenes visibility token 1..4 (1 = 0-40 % visible).
+        ego2global: (4, 4) ego pose at the sample's LIDAR_TOP capture.
+        lidar2ego: (4, 4) the sample's own LIDAR_TOP calibration.
+        past_known: False when only the future boxes are known (no past frames, no visibility): ST-P3's
+            first-seen rule then keeps every future instance.
+    """
+
+    step: np.ndarray
+    xyz: np.ndarray
+    heading: np.ndarray
+    wlh: np.ndarray
+    category: tuple[str, ...]
+    instance: tuple[str, ...]
+    visibility: np.ndarray
+    ego2global: np.ndarray
+    lidar2ego: np.ndarray
+    past_known: bool = True
+
+    def _boxes(self, sample: int, keep: np.ndarray, xy: np.ndarray, heading_xy: np.ndarray) -> AgentBoxes:
+        groups = [GROUP_CODE["pedestrian"] if "human" in c else GROUP_CODE["vehicle"] for c in self.category]
+        return AgentBoxes(
+            np.full(int(keep.sum()), sample, dtype=np.int64),
+            self.step[keep] - 1,
+            xy[keep],
+            self.wlh[keep, 1].astype(np.float64),
+            self.wlh[keep, 0].astype(np.float64),
+            np.arctan2(heading_xy[keep, 1], heading_xy[keep, 0]),
+            np.asarray(groups, dtype=np.int8).reshape(-1)[keep],
+        )
+
+    def stp3_boxes(self, sample: int) -> AgentBoxes:
+        """ST-P3's future agents in its raster frame (columns = ego y, rows = ego x).
+
+        Follows stp3/datas/NuscenesData.py: ``get_birds_eye_view_label`` (visibility '1' skipped and
+        instances registered in the past and present frames, vehicle/human by substring; future frames
+        draw registered instances only, any visibility) and ``_get_top_lidar_pose`` (the ego pose of the
+        LIDAR_TOP sample_data, yaw-only rotation). ST-P3 draws each future frame in its own ego frame and
+        warps the raster to the present with nearest-neighbour ``grid_sample``; the boxes are drawn here
+        directly in the present frame.
+        """
+        thing = np.array([("vehicle" in c) or ("human" in c) for c in self.category], dtype=bool)
+        seen = (self.step <= 0) & thing & (self.visibility != 1)
+        registered = {self.instance[i] for i in np.flatnonzero(seen)}
+        first_seen = np.array([t in registered or not self.past_known for t in self.instance], dtype=bool)
+        keep = (self.step >= 1) & thing & first_seen
+        yaw = math.atan2(self.ego2global[1, 0], self.ego2global[0, 0])
+        c, s = math.cos(yaw), math.sin(yaw)
+        rot = np.array([[c, s], [-s, c]])  # global -> ego, yaw only
+        ego_xy = (self.xyz[:, :2] - self.ego2global[:2, 3]) @ rot.T
+        ego_heading = self.heading[:, :2] @ rot.T
+        return self._boxes(sample, keep, ego_xy[:, ::-1], ego_heading[:, ::-1])
+
+    def uniad_boxes(self, sample: int) -> AgentBoxes:
+        """UniAD's future agents in its raster frame (the current LiDAR frame: columns x, rows y).
+
+        Follows UniAD occflow_label.py ``GenerateOccFlowLabels.__call__`` with the configs'
+        ``only_vehicle=True, filter_invisible=False`` and ``reframe_boxes`` (future LiDAR boxes through
+        lidar2ego and ego2global into the current LiDAR frame), fed by nuscenes_e2e_dataset.py
+        ``occ_get_detection_ann_info`` (no valid-flag filter).
+        """
+        keep = (self.step >= 1) & np.array(
+            [c in UNIAD_VEHICLE_CATEGORIES or c in UNIAD_VEHICLE_CLASSES for c in self.category], dtype=bool
+        )
+        global2lidar = np.linalg.inv(self.ego2global @ self.lidar2ego)
+        lidar_xy = self.xyz @ global2lidar[:3, :3].T[:, :2] + global2lidar[:2, 3]
+        lidar_heading = self.heading @ global2lidar[:3, :3].T[:, :2]
+        return self._boxes(sample, keep, lidar_xy, lidar_heading)
+
+    def boxes_for(self, agents: str, sample: int) -> AgentBoxes:
+        if agents == "stp3":
+            return self.stp3_boxes(sample)
+        if agents == "uniad":
+            return self.uniad_boxes(sample)
+        raise ValueError(f"agents: got {agents!r}, expected 'stp3' or 'uniad'")
+
+
+def stp3_in_sample_set(scene: str, index_in_scene: int, full_future: bool) -> bool:
+    """ST-P3 stp3/datas/NuscenesData.py ``get_indices``/``get_scenes``: 2 past and 6 future keyframes in the scene."""
+    return full_future and index_in_scene >= STP3_PAST_FRAMES and scene not in STP3_SCENE_BLACKLIST
+
+
+def raster_boxes_from_lidar(boxes: AgentBoxes, agents: str, lidar2ego: np.ndarray) -> AgentBoxes:
+    """Group-coded LiDAR-frame boxes (e.g. generated cases) -> a protocol's raster-frame boxes.
+
+    Without category names, instances and visibility, "stp3" keeps vehicles and pedestrians and "uniad"
+    vehicles; the ST-P3 raster frame is the ego frame reached through ``lidar2ego``.
+    """
+    groups = ("vehicle", "pedestrian") if agents == "stp3" else ("vehicle",)
+    keep = np.isin(boxes.group, [GROUP_CODE[g] for g in groups])
+    xy, yaw = boxes.xy[keep], boxes.yaw_rad[keep]
+    if agents == "stp3":
+        rot = np.asarray(lidar2ego, dtype=np.float64)[:2, :2]
+        ego_xy = xy @ rot.T + np.asarray(lidar2ego, dtype=np.float64)[:2, 3]
+        ego_heading = np.stack([np.cos(yaw), np.sin(yaw)], -1) @ rot.T
+        xy, yaw = ego_xy[:, ::-1], np.arctan2(ego_heading[:, 0], ego_heading[:, 1])
+    elif agents != "uniad":
+        raise ValueError(f"agents: got {agents!r}, expected 'stp3' or 'uniad'")
+    return AgentBoxes(
+        boxes.sample[keep], boxes.step[keep], xy, boxes.length_m[keep], boxes.width_m[keep], yaw, boxes.group[keep]
+    )
