@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", default=None, help="reader cache folder")
     p.add_argument("--explain", action="store_true", help="also ask policies for explanations (slow)")
     p.add_argument("--panels", type=int, default=9, help="BEV panels in bev.png")
+    from drive_vla.cli import eval_qa
+
+    eval_qa.add_parser(sub)
 
 
 def _planners(args: argparse.Namespace) -> dict:
@@ -67,6 +70,10 @@ def _planners(args: argparse.Namespace) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.mode == "qa":
+        from drive_vla.cli import eval_qa
+
+        return eval_qa.run(args)
     from drive_vla.eval.openloop import NoValidSamplesError, compare_report, run_openloop
     from drive_vla.eval.plots import plot_bev_grid, plot_l2_per_horizon
     from drive_vla.eval.report import format_report, write_metrics_json
