@@ -1,0 +1,172 @@
+"""Each protocol's grid, agents and sample set, with answers taken from the peers' own code."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from drive_vla.eval.occupancy import ODV_GRID, STP3_GRID, UNIAD_GRID, AgentBoxes, occupancy_collisions
+from drive_vla.eval.openloop_protocols import SampleAgents, resolve_protocols, stp3_in_sample_set
+
+KEYFRAME = Path(__file__).resolve().parents[3] / "shared" / "data" / "nuscenes_keyframe" / "keyframe.json"
+ORIGIN = np.zeros((1, 1, 2))  # one waypoint at the LiDAR origin
+
+
+def cell_box(col: int, row: int) -> AgentBoxes:
+    """A 0.4 m square whose corners all round to drawn cell (row, col): cv2 fills that one cell."""
+    centre = (-50.0 + 0.5 * np.array([col, row], dtype=float))[None]
+    return AgentBoxes(np.zeros(1, int), np.zeros(1, int), centre, np.full(1, 0.4), np.full(1, 0.4), np.zeros(1),
+                      np.ones(1, np.int8))  # fmt: skip
+
+
+def hit(layout, box: AgentBoxes, xy=ORIGIN) -> bool:
+    return bool(occupancy_collisions([np.asarray(xy, float)], box, None, layout)[0, 0, 0, 0])
+
+
+def test_footprint_reads_columns_98_to_101_at_the_origin_in_every_layout():
+    for layout in (STP3_GRID, UNIAD_GRID, ODV_GRID):
+        assert [hit(layout, cell_box(c, 100)) for c in (97, 98, 101, 102)] == [False, True, True, False]
+
+
+def test_an_agent_one_cell_beyond_the_footprint_collides_under_one_layout_only():
+    left = np.array([[[-0.5, 0.0]]])  # waypoint 0.5 m left of the LiDAR origin (x = -0.5)
+    # ST-P3 (stp3/metrics.py evaluate_coll: x * -1) reads drawn columns int(98..101 + 1) = 99..102;
+    # UniAD (planning_metrics.py: x as is) reads int(98..101 - 1) = 97..100.
+    assert hit(STP3_GRID, cell_box(102, 100), left) and not hit(UNIAD_GRID, cell_box(102, 100), left)
+    assert hit(UNIAD_GRID, cell_box(97, 100), left) and not hit(STP3_GRID, cell_box(97, 100), left)
+    # OpenDriveVLA (x * -1 on UniAD's raster flipped left-right) reads 199 - (99..102) = 97..100 here,
+    # but one column right of UniAD when x / 0.5 has a fraction: x = -0.3 -> UniAD int(97.4..100.4) =
+    # 97..100, ODV 199 - int(98.6..101.6) = 98..101
+    frac = np.array([[[-0.3, 0.0]]])
+    assert hit(UNIAD_GRID, cell_box(97, 100), frac) and not hit(ODV_GRID, cell_box(97, 100), frac)
+    assert hit(ODV_GRID, cell_box(101, 100), frac) and not hit(UNIAD_GRID, cell_box(101, 100), frac)
+
+
+ROT_ONLY = np.array([[0.0, 1, 0, 0], [-1, 0, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])  # LiDAR x right, y forward
+
+
+def scene(x: float, y: float, bx: float, by: float, yaw: float, length: float, width: float):
+    """A waypoint (LiDAR frame) and one car (global = ego frame), seen through a translation-free mount."""
+    a = SampleAgents(
+        np.array([0, 1]), np.array([[by, -bx, 0.0]] * 2), np.array([[np.sin(yaw), -np.cos(yaw), 0.0]] * 2),
+        np.array([[width, length, 1.5]] * 2), ("vehicle.car",) * 2, ("car", "car"), np.array([4, 4]),
+        np.eye(4), ROT_ONLY,
+    )  # fmt: skip
+    return np.array([[[x, y]]]), a
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    x=st.floats(-3.0, 3.0), y=st.floats(-2.0, 8.0), bx=st.floats(-4.0, 4.0), by=st.floats(-2.0, 10.0),
+    yaw=st.floats(-np.pi, np.pi), length=st.floats(0.5, 5.0), width=st.floats(0.5, 2.5),
+)  # fmt: skip
+def test_mirroring_a_scene_left_to_right_turns_uniad_flags_into_stp3_flags(x, y, bx, by, yaw, length, width):
+    # ST-P3 draws columns along +left and looks up -x; UniAD draws +x and looks up +x. Mirroring the scene
+    # (x -> -x for the waypoint and the car, heading mirrored) therefore gives UniAD exactly ST-P3's raster
+    # and lookup of the original scene (with a mount that has no translation, ST-P3's ego frame and the
+    # LiDAR frame differ by the rotation alone).
+    wp, a = scene(x, y, bx, by, yaw, length, width)
+    wp_m, a_m = scene(-x, y, -bx, by, np.pi - yaw, length, width)
+    assert hit(UNIAD_GRID, a_m.uniad_boxes(0), wp_m) == hit(STP3_GRID, a.stp3_boxes(0), wp)
+    assert hit(STP3_GRID, a_m.stp3_boxes(0), wp_m) == hit(UNIAD_GRID, a.uniad_boxes(0), wp)
+    # ODV reads UniAD's own raster one column right of UniAD whenever x / 0.5 has a fraction
+    frac = (98.0 - x / 0.5) % 1.0 != 0.0  # as the lookup's float arithmetic sees it
+    shifted = wp + [[[0.5 if frac else 0.0, 0.0]]]
+    assert hit(ODV_GRID, a.uniad_boxes(0), wp) == hit(UNIAD_GRID, a.uniad_boxes(0), shifted)
+
+
+def agents(**kw) -> SampleAgents:
+    base = dict(
+        step=np.array([-1, 1, 1, 1, 1]), xyz=np.array([[10.0, 0, 0]] * 5), heading=np.array([[1.0, 0, 0]] * 5),
+        wlh=np.array([[1.8, 4.5, 1.6]] * 5),
+        category=("vehicle.car", "vehicle.car", "vehicle.emergency.police", "human.pedestrian.adult", "vehicle.car"),
+        instance=("a", "a", "p", "w", "new"), visibility=np.array([2, 1, 4, 4, 4]),
+        ego2global=np.eye(4), lidar2ego=np.eye(4),
+    )  # fmt: skip
+    base.update(kw)
+    return SampleAgents(**base)
+
+
+def test_stp3_draws_first_seen_vehicles_and_humans_any_future_visibility():
+    a = agents()
+    # 'a' seen at step -1 (visibility 2) is drawn at step 1 although its future visibility is '1';
+    # the police car, the walker and 'new' were never seen in the past or present: not drawn
+    assert len(a.stp3_boxes(0)) == 1
+    seen_walker = agents(step=np.array([0, 1, 1, 1, 1]), instance=("w", "a", "p", "w", "new"))
+    assert len(seen_walker.stp3_boxes(0)) == 1  # the walker, registered at step 0 (the car 'a' is not)
+    hidden = agents(visibility=np.array([1, 4, 4, 4, 4]))  # 'a' seen only at visibility '1': skipped
+    assert len(hidden.stp3_boxes(0)) == 0
+
+
+def test_uniad_draws_every_future_vehicle_but_no_emergency_or_pedestrian():
+    b = agents().uniad_boxes(0)
+    assert len(b) == 2  # 'a' (visibility '1' kept) and 'new'; police car and walker dropped
+    assert b.step.tolist() == [0, 0]
+
+
+def test_stp3_raster_is_the_ego_frame_uniad_the_sample_lidar_frame():
+    yaw = np.deg2rad(0.5)  # a calibration 0.5 deg off the nominal mount
+    l2e = np.eye(4)
+    l2e[:3, :3] = [[np.sin(yaw), np.cos(yaw), 0], [-np.cos(yaw), np.sin(yaw), 0], [0, 0, 1]]
+    l2e[:3, 3] = [0.94, 0.0, 1.84]
+    a = agents(lidar2ego=l2e)
+    stp3, uniad = a.stp3_boxes(0), a.uniad_boxes(0)
+    assert stp3.xy[0] == pytest.approx([0.0, 10.0])  # (ego y, ego x)
+    assert uniad.xy[0] == pytest.approx(np.linalg.inv(l2e)[:2, :3] @ [10.0, 0, 0] + np.linalg.inv(l2e)[:2, 3])
+
+
+def test_stp3_sample_set_needs_two_past_and_six_future_frames():
+    assert stp3_in_sample_set("scene-0001", 2, True)
+    assert not stp3_in_sample_set("scene-0001", 1, True)
+    assert not stp3_in_sample_set("scene-0001", 5, False)
+    assert not stp3_in_sample_set("scene-0419", 3, True) and not stp3_in_sample_set("scene-0161", 3, True)
+
+
+def test_resolve_protocols_names_and_rejects_vad():
+    assert [p.name for p in resolve_protocols("odv")] == ["odv_uniad", "odv_stp3"]
+    assert [p.name for p in resolve_protocols("all")] == ["stp3", "uniad", "odv_uniad", "odv_stp3"]
+    with pytest.raises(ValueError, match="protocol: got 'vad'"):
+        resolve_protocols("vad")
+
+
+@pytest.mark.skipif(not KEYFRAME.is_file(), reason="real nuScenes keyframe not in ../shared/data")
+def test_real_keyframe_mirrored_uniad_flags_equal_stp3_flags():
+    kf = json.loads(KEYFRAME.read_text())
+    box = np.array([b["box"] for b in kf["lidar_boxes"]])  # LiDAR frame: x, y, z, l, w, h, yaw
+
+    def agents_of(b: np.ndarray) -> SampleAgents:
+        m = len(b)
+        ego_xyz = np.stack([b[:, 1], -b[:, 0], b[:, 2]], 1)  # through ROT_ONLY: ego x = LiDAR y, ego y = -x
+        heading = np.stack([np.sin(b[:, 6]), -np.cos(b[:, 6]), np.zeros(m)], 1)
+        return SampleAgents(np.r_[np.zeros(m, int), np.ones(m, int)], np.r_[ego_xyz, ego_xyz],
+                            np.r_[heading, heading], np.r_[b[:, [4, 3, 5]], b[:, [4, 3, 5]]],
+                            ("vehicle.car",) * 2 * m, tuple(f"i{k}" for k in range(m)) * 2, np.full(2 * m, 4),
+                            np.eye(4), ROT_ONLY)  # fmt: skip
+
+    mirrored = box.copy()
+    mirrored[:, 0], mirrored[:, 6] = -box[:, 0], np.pi - box[:, 6]
+    a, a_m = agents_of(box), agents_of(mirrored)
+    grid = np.stack(np.meshgrid(np.arange(-20.0, 20.0, 0.3), np.arange(-10.0, 40.0, 0.3)), -1).reshape(-1, 1, 2)
+    n = len(grid)
+
+    def flags(layout, boxes: AgentBoxes, traj: np.ndarray) -> np.ndarray:
+        tiled = AgentBoxes.concatenate(
+            [
+                AgentBoxes(
+                    np.full(len(boxes), i),
+                    *[getattr(boxes, f) for f in ("step", "xy", "length_m", "width_m", "yaw_rad", "group")],
+                )
+                for i in range(n)
+            ]
+        )
+        return occupancy_collisions([traj], tiled, None, layout)[0, 0, :, 0]  # fmt: skip
+
+    stp3 = flags(STP3_GRID, a.stp3_boxes(0), grid)
+    uniad = flags(UNIAD_GRID, a.uniad_boxes(0), grid)
+    assert stp3.any() and (stp3 != uniad).any()  # the layouts disagree on the real scene
+    assert (flags(UNIAD_GRID, a_m.uniad_boxes(0), grid * [-1, 1]) == stp3).all()
