@@ -116,6 +116,10 @@ class PlannerHeadConfig:
         residual_to_constant_velocity: predict the correction to a constant-speed, straight-ahead
             extrapolation of the current ego speed instead of absolute waypoints (a prior that makes
             an untrained head start from the constant-velocity baseline).
+        prior_along_route: with ``residual_to_constant_velocity`` and a route target, the prior runs at
+            the current speed along the polyline ego -> route point 1 -> route point 2 (heading along
+            it) instead of straight ahead, so the head learns the correction to following the route;
+            samples without a route target (nuScenes) keep the straight prior.
         ego_status: feed the head ego features directly (a skip around the LM, as VAD/BEV-Planner's
             ego-status input): "none"; "longitudinal" (speed, longitudinal acceleration, past forward
             positions and the command: no lateral feedback such as steer, yaw rate or past lateral
@@ -128,6 +132,7 @@ class PlannerHeadConfig:
     vae_latent: int = 0
     kl_weight: float = 1e-3
     residual_to_constant_velocity: bool = False
+    prior_along_route: bool = False
     ego_status: Literal["none", "longitudinal", "full"] = "none"
 
     def __post_init__(self) -> None:
@@ -178,6 +183,12 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.output_mode not in ("tokens", "head"):
             raise ValueError(f"output_mode: got {self.output_mode!r}, expected 'tokens' or 'head'")
+        head = self.planner_head
+        if head.prior_along_route and not (self.route_target and head.residual_to_constant_velocity):
+            raise ValueError(
+                "planner_head.prior_along_route: got true, expected route_target: true and "
+                "planner_head.residual_to_constant_velocity: true (it shapes that prior along the route)"
+            )
         if self.action_tokenizer not in ("uniform", "fast"):
             raise ValueError(f"action_tokenizer: got {self.action_tokenizer!r}, expected 'uniform' or 'fast'")
         if self.state_tokens < 1:

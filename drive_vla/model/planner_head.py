@@ -112,6 +112,39 @@ class PlannerHead(nn.Module):
             if speed_mps is None:
                 raise ValueError("speed_mps: got None, expected (B,) ego speeds for the constant-velocity prior")
             t = STEP_DT_S * torch.arange(1, self.steps + 1, dtype=poses.dtype, device=poses.device)  # (T,)
-            prior_x = speed_mps.to(poses.dtype).clamp(min=0.0)[:, None] * t[None]  # (B, T)
-            poses = poses + torch.stack([prior_x, torch.zeros_like(prior_x), torch.zeros_like(prior_x)], dim=-1)
+            arc = speed_mps.to(poses.dtype).clamp(min=0.0)[:, None] * t[None]  # (B, T)
+            if self.cfg.prior_along_route and route_target is not None and route_mask is not None:
+                poses = poses + route_prior(arc, route_target.to(poses.dtype), route_mask)
+            else:
+                poses = poses + torch.stack([arc, torch.zeros_like(arc), torch.zeros_like(arc)], dim=-1)
         return poses, kl
+
+
+MIN_ROUTE_SEGMENT_M = 1.0  # shorter first segments (or route points behind the ego) give the straight prior
+
+
+def route_prior(arc: torch.Tensor, points: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B, T) distances along the route, (B, P, 2) route points (ego frame), (B,) mask -> (B, T, 3) poses.
+
+    The poses lie ``arc`` metres along the polyline ego origin -> points[0] -> ... -> points[-1], extended
+    along its last segment, with the heading of the segment they are on. Where the mask is False, the
+    first point is closer than MIN_ROUTE_SEGMENT_M or not ahead of the ego (x <= 0), the poses lie
+    straight ahead (x = arc, y = 0, yaw = 0).
+    """
+    b = points.shape[0]
+    verts = torch.cat([torch.zeros(b, 1, 2, dtype=points.dtype, device=points.device), points], dim=1)  # (B, V, 2)
+    seg = verts[:, 1:] - verts[:, :-1]  # (B, S, 2)
+    seg_len = seg.norm(dim=-1).clamp(min=1e-6)  # (B, S)
+    start = torch.cat([torch.zeros_like(seg_len[:, :1]), seg_len.cumsum(1)[:, :-1]], dim=1)  # (B, S)
+    # the segment each arc falls on: the last one whose start it has passed (the last extends without end)
+    idx = ((arc[:, :, None] >= start[:, None, :]).sum(-1) - 1).clamp(min=0)  # (B, T)
+    gather = idx[..., None].expand(-1, -1, 2)
+    s0 = torch.gather(start, 1, idx)  # (B, T)
+    ln = torch.gather(seg_len, 1, idx)
+    unit = torch.gather(seg, 1, gather) / ln[..., None]  # (B, T, 2)
+    xy = torch.gather(verts[:, :-1], 1, gather) + unit * (arc - s0)[..., None]
+    yaw = torch.atan2(unit[..., 1], unit[..., 0])
+    along = torch.cat([xy, yaw[..., None]], dim=-1)
+    straight = torch.stack([arc, torch.zeros_like(arc), torch.zeros_like(arc)], dim=-1)
+    usable = mask.bool() & (points[:, 0, 0] > 0.0) & (seg_len[:, 0] >= MIN_ROUTE_SEGMENT_M)
+    return torch.where(usable[:, None, None], along, straight)

@@ -190,6 +190,38 @@ def test_planner_head_constant_velocity_prior():
         head(torch.randn(2, 8))
 
 
+def test_planner_head_prior_along_route():
+    """A zeroed head with prior_along_route drives the current speed along ego -> route points, with the
+    segments' headings; without a usable route (mask off, first point behind or too close) it goes straight."""
+    import torch
+
+    from drive_vla.model.config import PlannerHeadConfig
+    from drive_vla.model.planner_head import PlannerHead
+
+    cfg = PlannerHeadConfig(hidden=16, residual_to_constant_velocity=True, prior_along_route=True)
+    head = PlannerHead(cfg, lm_hidden=8, route_target=True)
+    torch.nn.init.zeros_(head.decoder[-1].weight)
+    torch.nn.init.zeros_(head.decoder[-1].bias)
+    points = torch.tensor(
+        [[[10.0, 0.0], [20.0, 10.0]], [[3.0, 4.0], [3.0, 14.0]], [[-2.0, 0.0], [8.0, 0.0]], [[10.0, 0.0], [20.0, 10.0]]]
+    )
+    mask = torch.tensor([True, True, True, False])
+    poses, _ = head(torch.randn(4, 8), speed_mps=torch.full((4,), 10.0), route_target=points, route_mask=mask)
+    d = 5.0 / 2**0.5  # 5 m along the diagonal second segment
+    expected0 = torch.tensor([[5.0, 0.0], [10.0, 0.0], [10 + d, d], [10 + 2 * d, 2 * d], [10 + 3 * d, 3 * d]])
+    assert torch.allclose(poses[0, :5, :2], expected0, atol=1e-5)
+    assert torch.allclose(poses[0, 2:, 2], torch.full((4,), torch.pi / 4))
+    assert torch.allclose(poses[1, 0, :2], torch.tensor([3.0, 4.0])) and torch.allclose(
+        poses[1, 1, :2], torch.tensor([3.0, 9.0])
+    )
+    straight = torch.stack([5.0 * torch.arange(1.0, 7.0), torch.zeros(6), torch.zeros(6)], dim=-1)
+    assert torch.allclose(poses[2], straight) and torch.allclose(poses[3], straight)
+    with pytest.raises(ValueError, match="planner_head.prior_along_route"):
+        from drive_vla.model.config import ModelConfig
+
+        ModelConfig(planner_head=cfg)  # no route_target to follow
+
+
 def test_planner_head_ego_status_input(tiny_config, samples):
     """With ego_status the head reads ego history directly: changing it changes the plan, and it gets gradients."""
     from drive_vla.model.state import EGO_STATUS_DIM, ego_status_features
