@@ -33,6 +33,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--controller", choices=("pid", "tokens"), default="pid", help="how policy plans become controls"
     )
+    parser.add_argument(
+        "--controller-config",
+        default=None,
+        metavar="YAML",
+        help="PIDControllerConfig YAML for every waypoint-driven planner (default: the built-in values, "
+        "configs/control/pid.yaml)",
+    )
     parser.add_argument("--policy-hz", type=float, default=2.0, help="planner calls per second")
     parser.add_argument("--max-routes", type=int, default=None, help="drive only the first N routes of the suite")
     parser.add_argument(
@@ -92,10 +99,10 @@ def _agents(args: argparse.Namespace):
             from drive_vla.baselines.ego_mlp import CONFIG_FILE, load_ego_mlp
 
             if (Path(d) / CONFIG_FILE).is_file():  # an exported ego MLP drives through its waypoints
-                return load_ego_mlp(d), make_controller("pid")
+                return load_ego_mlp(d), make_controller("pid", args.controller_config)
             from drive_vla.policy import DrivingPolicy
 
-            return DrivingPolicy.from_pretrained(d), make_controller(args.controller)
+            return DrivingPolicy.from_pretrained(d), make_controller(args.controller, args.controller_config)
 
         agents.append((Path(d).name if Path(d).name != "policy" else Path(d).parent.name, load))
     for name in args.baseline:
@@ -112,7 +119,9 @@ def _agents(args: argparse.Namespace):
 
             agents.append(("expert", expert))
         else:
-            agents.append((name, lambda env, name=name: (make_baseline(name), make_controller("pid"))))
+            agents.append(
+                (name, lambda env, name=name: (make_baseline(name), make_controller("pid", args.controller_config)))
+            )
     if not agents:
         raise ValueError("drive: give at least one --policy DIR or --baseline NAME")
     return agents
@@ -173,6 +182,14 @@ def run(args: argparse.Namespace) -> int:
     if args.policy:
         _fix_torch(args.threads)
     suite = load_suite(args.suite)
+    if args.controller_config is not None:
+        from drive_vla.config import ConfigError
+        from drive_vla.control import make_controller
+
+        try:  # a bad file fails here, before any route is driven
+            make_controller("pid", args.controller_config)
+        except ConfigError as exc:
+            raise ValueError(f"--controller-config: {exc}") from None
     if suite.env != args.env:
         raise ValueError(f"--suite {suite.name}: its routes are for env {suite.env!r}, not --env {args.env!r}")
     routes = suite.routes[: args.max_routes] if args.max_routes else suite.routes

@@ -86,6 +86,7 @@ class PIDController:
         else:
             xy_now = xy_plan
         aim_distance = c.aim_distance_slow_m if speed < c.aim_speed_threshold_mps else c.aim_distance_fast_m
+        aim_distance = max(aim_distance, c.aim_time_s * speed)
         aim = aim_point(xy_now, aim_distance)
         if abs(speed) < c.standstill_speed_mps or float(np.hypot(*aim)) < c.min_aim_distance_m:
             angle = 0.0

@@ -145,6 +145,22 @@ def test_drive_cli_errors(tmp_path):
         main(["drive", "--baseline", "teleport", "--suite", "smoke", "--out", str(tmp_path)])
     with pytest.raises(ValueError, match="at least one"):
         main(["drive", "--suite", "smoke", "--out", str(tmp_path)])
+    bad = tmp_path / "pid.yaml"
+    bad.write_text("turn_kp: fast\n")
+    with pytest.raises(ValueError, match="--controller-config: turn_kp: got 'fast', expected a number"):
+        main(
+            [
+                "drive",
+                "--baseline",
+                "constant_velocity",
+                "--suite",
+                "smoke",
+                "--out",
+                str(tmp_path),
+                "--controller-config",
+                str(bad),
+            ]
+        )
 
 
 def test_held_out_suites_never_generate_training_data():

@@ -40,6 +40,19 @@ def test_right_curve_steers_right(kit):
     assert out.steer < -0.05
 
 
+def test_aim_distance_grows_with_speed_above_the_tf_plus_plus_range(kit):
+    """TF++'s 2.25 / 3 m hold up to 10 m/s; faster, the aim point lies aim_time_s x speed ahead."""
+    for speed, expected in ((4.0, 2.25), (8.0, 3.0), (26.0, 0.3 * 26.0)):
+        ctrl = PIDController()
+        ctrl.step(kit.straight_plan(speed), kit.ego(speed), DT)
+        assert ctrl.debug["aim_xy_m"][0] == pytest.approx(expected, abs=1e-6)
+    fixed = PIDController(PIDControllerConfig(aim_time_s=0.0))
+    fixed.step(kit.straight_plan(26.0), kit.ego(26.0), DT)
+    assert fixed.debug["aim_xy_m"][0] == pytest.approx(3.0, abs=1e-6)
+    with pytest.raises(ValueError, match="aim_time_s"):
+        PIDControllerConfig(aim_time_s=-0.1)
+
+
 def test_stop_plan_brakes_fully(kit):
     ctrl = PIDController()
     stop = Plan(Trajectory(np.zeros((6, 2), dtype=np.float32)))
