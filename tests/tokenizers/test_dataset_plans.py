@@ -67,10 +67,12 @@ def embedded_dataset(root) -> tuple[str, str]:
 def test_tokenizers_on_dataset_plans(source, tmp_path, train_plans):
     pytest.importorskip("drive_vla.data.reader", reason="drive_vla.data.reader not available")
     pytest.importorskip("drive_vla.data.nuscenes_writer", reason="drive_vla.data.nuscenes_writer not available")
-    from drive_vla.data.reader import NuScenesReader
 
     dataroot, version = (write_tiny_dataset if source == "written" else embedded_dataset)(tmp_path / "data")
-    plans = [t for t in NuScenesReader(dataroot, version).trajectories() if t.is_complete]
+    from drive_vla.data.expert_plans import PlanLabelledReader
+
+    # as training reads them: a noisy embedded scene's labels are the expert's plans, not its recorded future
+    plans = [t for t in PlanLabelledReader(dataroot, version).trajectories() if t.is_complete]
     assert len(plans) >= 10
     uniform = UniformBinTokenizer().fit(train_plans)
     fast = FASTTokenizer().fit(train_plans)
