@@ -10,6 +10,7 @@ value and what was expected.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import json
@@ -193,8 +194,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
-    """Apply dotted overrides to a plain dict (copying)."""
-    out = _merge({}, data)
+    """Apply dotted overrides to a plain dict (a deep copy: ``data`` is left as it was)."""
+    out = copy.deepcopy(data)
     for text in overrides:
         keys, value = parse_override(text)
         node = out
@@ -213,7 +214,31 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: Iterabl
     data: dict[str, Any] = read_yaml(path) if path is not None else {}
     base = to_dict(cls())
     merged = _merge(base, data)
-    return from_dict(cls, apply_overrides(merged, overrides))
+    try:
+        return from_dict(cls, apply_overrides(merged, overrides))
+    except ConfigError:
+        if path is None:
+            raise
+        try:  # name the file when its own values are at fault, not an override's
+            from_dict(cls, merged)
+        except ConfigError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
+        raise
+
+
+def missing_keys(cls: type, data: Mapping[str, Any], where: str = "") -> list[str]:
+    """Dotted keys of config ``cls`` (nested configs included) that ``data`` does not hold."""
+    hints = get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        dotted = f"{where}.{f.name}" if where else f.name
+        if f.name not in data:
+            out.append(dotted)
+        elif dataclasses.is_dataclass(hints[f.name]) and isinstance(data[f.name], Mapping):
+            out += missing_keys(hints[f.name], data[f.name], dotted)
+    return out
 
 
 def save_config(cfg: Any, path: str | Path) -> Path:
