@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import logging
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from drive_vla.config import load_config, save_config
+from drive_vla.config import load_config, missing_keys, read_yaml, save_config
 from drive_vla.model.config import DEFAULT_EXPLAIN_QUESTION, ModelConfig
 from drive_vla.model.lm import load_saved_lm, save_lm_config
 from drive_vla.model.vla import DriveVLA
@@ -21,6 +25,88 @@ LM_CONFIG_DIR = "lm"
 TEXT_TOKENIZER_DIR = "text_tokenizer"
 ACTION_TOKENIZER_DIR = "action_tokenizer"
 CONTROL_TOKENIZER_DIR = "control_tokenizer"
+CHECKSUMS_FILE = "checksums.json"  # size and sha256 of every file save_pretrained wrote
+
+log = logging.getLogger(__name__)
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_checksums(directory: Path, files: Iterable[Path]) -> Path:
+    """Write ``checksums.json`` (size and sha256 of each of ``files``, relative to ``directory``), atomically."""
+    entries = {
+        p.relative_to(directory).as_posix(): {"bytes": p.stat().st_size, "sha256": file_sha256(p)} for p in files
+    }
+    path = directory / CHECKSUMS_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps({"format": 1, "files": dict(sorted(entries.items()))}, indent=1) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_checksums(directory: Path) -> dict[str, dict[str, Any]] | None:
+    """The entries of ``checksums.json`` (None for a policy saved before checksums were written)."""
+    path = directory / CHECKSUMS_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+        files = data["files"]
+        if not isinstance(files, dict) or not all(
+            isinstance(e, dict) and isinstance(e.get("bytes"), int) and isinstance(e.get("sha256"), str)
+            for e in files.values()
+        ):
+            raise ValueError("entries are not {bytes, sha256}")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(
+            f"policy checksums: {path}: {exc}, expected {{'files': {{name: {{'bytes', 'sha256'}}}}}} as "
+            "save_pretrained writes it"
+        ) from None
+    return files
+
+
+def verify_checksums(directory: Path, entries: dict[str, dict[str, Any]], skip: Iterable[str] = ()) -> None:
+    """Raise naming the file if one listed in ``checksums.json`` is missing, of another size or another sha256."""
+    for name, entry in entries.items():
+        if name in skip:
+            continue
+        p = directory / name
+        if not p.is_file():
+            raise FileNotFoundError(f"policy file: {p} is missing; expected a saved DrivingPolicy ({CHECKSUMS_FILE})")
+        size = p.stat().st_size
+        if size != entry["bytes"]:
+            raise ValueError(
+                f"policy file: {p}: got {size} bytes, expected {entry['bytes']} as recorded in {CHECKSUMS_FILE} "
+                "(truncated or overwritten since save_pretrained)"
+            )
+        digest = file_sha256(p)
+        if digest != entry["sha256"]:
+            raise ValueError(
+                f"policy file: {p}: got sha256 {digest[:12]}..., expected {entry['sha256'][:12]}... as recorded in "
+                f"{CHECKSUMS_FILE} (the file is corrupt or was modified since save_pretrained)"
+            )
+
+
+def check_saved_config(path: Path, entry: dict[str, Any] | None) -> None:
+    """A policy's config.yaml may be edited, but not cut short: when it differs from the saved one, every
+    key must still be there (a missing key would silently take its default)."""
+    if entry is None or (path.stat().st_size == entry["bytes"] and file_sha256(path) == entry["sha256"]):
+        return
+    missing = missing_keys(ModelConfig, read_yaml(path))
+    if missing:
+        shown = ", ".join(missing[:8]) + (f", ... ({len(missing) - 8} more)" if len(missing) > 8 else "")
+        raise ValueError(
+            f"policy config: {path}: missing keys [{shown}] and differs from the config saved with the weights; "
+            f"expected the complete config save_pretrained wrote (truncated?)"
+        )
+    log.warning("policy config: %s differs from the config saved with the weights (edited since save)", path)
 
 
 def make_action_tokenizer(cfg: ModelConfig, fit_trajectories: Sequence[Trajectory] | None = None) -> Any:
@@ -93,7 +179,17 @@ class DrivingPolicy:
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> DrivingPolicy:
-        """Load a policy written by ``save_pretrained`` (offline; no LM source file is needed)."""
+        """Load a policy written by ``save_pretrained`` (offline; no LM source file is needed).
+
+        Every file is checked against ``checksums.json`` where the policy has one (``config.yaml`` may be
+        edited, but must stay complete).
+
+        Raises:
+            FileNotFoundError: a file of the policy is missing (the message names it).
+            ValueError: a file is truncated, corrupt or modified (``ConfigError`` for a bad config value),
+                naming the file, the field where there is one, and what was expected.
+        """
+        from safetensors import SafetensorError
         from safetensors.torch import load_model
 
         from drive_vla.tokenizers import ControlTokenizer, load_action_tokenizer
@@ -102,6 +198,10 @@ class DrivingPolicy:
         for need in (CONFIG_FILE, WEIGHTS_FILE, LM_CONFIG_DIR, TEXT_TOKENIZER_DIR, ACTION_TOKENIZER_DIR):
             if not (d / need).exists():
                 raise FileNotFoundError(f"policy directory: {d / need} is missing; expected a saved DrivingPolicy")
+        checksums = read_checksums(d)
+        if checksums is not None:
+            verify_checksums(d, checksums, skip=(CONFIG_FILE,))
+            check_saved_config(d / CONFIG_FILE, checksums.get(CONFIG_FILE))
         cfg = load_config(ModelConfig, d / CONFIG_FILE)
         lm, text_tokenizer = load_saved_lm(d / LM_CONFIG_DIR, d / TEXT_TOKENIZER_DIR, cfg.lm.attn_implementation)
         action = load_action_tokenizer(d / ACTION_TOKENIZER_DIR)
@@ -112,11 +212,17 @@ class DrivingPolicy:
         model.cfg = cfg
         if cfg.dtype == "bfloat16":
             model.to(torch.bfloat16)
-        load_model(model, str(d / WEIGHTS_FILE), strict=True)
+        try:
+            load_model(model, str(d / WEIGHTS_FILE), strict=True)
+        except (SafetensorError, RuntimeError, KeyError) as exc:
+            raise ValueError(
+                f"policy weights: {d / WEIGHTS_FILE}: {type(exc).__name__}: {exc}; expected a complete safetensors "
+                f"file matching {d / CONFIG_FILE}"
+            ) from exc
         return cls(model.to(device), cfg)
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write weights (safetensors), the resolved config and all tokenizers; nothing is pickled."""
+        """Write weights (safetensors), the resolved config, all tokenizers and checksums.json; nothing is pickled."""
         from safetensors.torch import save_model
 
         d = Path(directory)
@@ -128,6 +234,10 @@ class DrivingPolicy:
         self.model.action_tokenizer.save_pretrained(d / ACTION_TOKENIZER_DIR)
         if self.model.control_tokenizer is not None:
             self.model.control_tokenizer.save_pretrained(d / CONTROL_TOKENIZER_DIR)
+        written = [d / CONFIG_FILE, d / WEIGHTS_FILE]
+        for sub in (LM_CONFIG_DIR, TEXT_TOKENIZER_DIR, ACTION_TOKENIZER_DIR, CONTROL_TOKENIZER_DIR):
+            written += sorted(p for p in (d / sub).rglob("*") if p.is_file())
+        write_checksums(d, written)  # last: a save killed before this leaves the old list, which then fails
         return d
 
     # -- use ------------------------------------------------------------------------------------------
