@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -12,7 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from drive_vla.config import from_dict
+from drive_vla.config import ConfigError, from_dict
 from drive_vla.types import FUTURE_STEPS, HISTORY_STEPS, STEP_DT_S, Batch, Command, Observation, Plan, Trajectory
 
 CONFIG_FILE = "ego_mlp_config.json"
@@ -128,7 +129,8 @@ class EgoMLPPlanner(nn.Module):
         out.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
         save_file(state, str(out / WEIGHTS_FILE), metadata={"format": "pt", "model": "ego_mlp"})
-        (out / CONFIG_FILE).write_text(json.dumps({"model": "ego_mlp", **asdict(self.config)}, indent=2) + "\n")
+        meta = {"model": "ego_mlp", **asdict(self.config), "weights_sha256": _sha256(out / WEIGHTS_FILE)}
+        (out / CONFIG_FILE).write_text(json.dumps(meta, indent=2) + "\n")
         return out
 
     @classmethod
@@ -136,22 +138,59 @@ class EgoMLPPlanner(nn.Module):
         return load_ego_mlp(path)
 
 
-def read_ego_mlp_config(path: str | Path) -> EgoMLPConfig:
-    """The EgoMLPConfig saved in an exported ego-MLP directory."""
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _read_config_file(path: str | Path) -> tuple[Path, dict]:
     cfg_file = Path(path) / CONFIG_FILE
     if not cfg_file.is_file():
         raise ValueError(f"ego_mlp path: got {str(path)!r}, expected a directory holding {CONFIG_FILE}")
-    data = json.loads(cfg_file.read_text())
-    if data.pop("model", None) != "ego_mlp":
-        raise ValueError(f"{cfg_file}: model: expected 'ego_mlp'")
-    return from_dict(EgoMLPConfig, data)
+    try:
+        data = json.loads(cfg_file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"ego_mlp config: {cfg_file}: not valid JSON ({exc}), expected an EgoMLPConfig") from None
+    if not isinstance(data, dict) or data.pop("model", None) != "ego_mlp":
+        raise ValueError(f"ego_mlp config: {cfg_file}: model: expected 'ego_mlp'")
+    return cfg_file, data
+
+
+def read_ego_mlp_config(path: str | Path) -> EgoMLPConfig:
+    """The EgoMLPConfig saved in an exported ego-MLP directory."""
+    cfg_file, data = _read_config_file(path)
+    data.pop("weights_sha256", None)
+    try:
+        return from_dict(EgoMLPConfig, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{cfg_file}: {exc}") from None
 
 
 def load_ego_mlp(path: str | Path) -> EgoMLPPlanner:
-    """Load an ego MLP saved by ``EgoMLPPlanner.save_pretrained`` (safetensors + JSON), in eval mode."""
+    """Load an ego MLP saved by ``EgoMLPPlanner.save_pretrained`` (safetensors + JSON), in eval mode.
+
+    Raises:
+        ValueError: a missing, truncated or modified file (checked against the sha256 the config records),
+            naming the file and what was expected.
+    """
+    from safetensors import SafetensorError
+
     model = EgoMLPPlanner(read_ego_mlp_config(path))
     weights = Path(path) / WEIGHTS_FILE
     if not weights.is_file():
         raise ValueError(f"ego_mlp path: got {str(path)!r}, expected {WEIGHTS_FILE} inside")
-    model.load_state_dict(load_file(str(weights)))
+    expected = _read_config_file(path)[1].get("weights_sha256")
+    if expected is not None:  # exports written before the checksum was recorded have none
+        digest = _sha256(weights)
+        if digest != expected:
+            raise ValueError(
+                f"ego_mlp weights: {weights}: got sha256 {digest[:12]}..., expected {str(expected)[:12]}... as "
+                f"recorded in {CONFIG_FILE} (the file is truncated, corrupt or was modified)"
+            )
+    try:
+        model.load_state_dict(load_file(str(weights)))
+    except (SafetensorError, RuntimeError) as exc:
+        raise ValueError(
+            f"ego_mlp weights: {weights}: {type(exc).__name__}: {exc}; expected a complete safetensors file "
+            f"matching {CONFIG_FILE}"
+        ) from exc
     return model.eval()
