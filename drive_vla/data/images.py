@@ -57,13 +57,15 @@ def read_jpeg_bytes(path: str | os.PathLike) -> bytes:
     try:
         data = p.read_bytes()
     except FileNotFoundError:
-        raise ImageError(f"image file not found: {p}") from None
+        raise ImageError(f"image file not found: {p}; expected the JPEG that sample_data.json names") from None
     except OSError as exc:
-        raise ImageError(f"image file {p}: cannot be read ({exc})") from None
+        raise ImageError(f"image file: {p}: cannot be read ({exc}), expected a readable JPEG file") from None
     if data[:2] != b"\xff\xd8":
-        raise ImageError(f"image file {p}: not a JPEG (no start-of-image marker)")
+        raise ImageError(f"image file: {p}: got no start-of-image marker, expected a JPEG file")
     if data.rstrip(b"\x00")[-2:] != b"\xff\xd9":
-        raise ImageError(f"image file {p}: corrupt or truncated JPEG (no end-of-image marker)")
+        raise ImageError(
+            f"image file: {p}: got a corrupt or truncated JPEG (no end-of-image marker), expected a complete JPEG"
+        )
     return data
 
 
@@ -93,7 +95,7 @@ def decode_jpeg(path: str | os.PathLike, reduction: int = 1) -> np.ndarray:
     data = read_jpeg_bytes(path)
     bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), _REDUCED_FLAGS[reduction])
     if bgr is None:
-        raise ImageError(f"image file {path}: corrupt JPEG (could not be decoded)")
+        raise ImageError(f"image file: {path}: got a corrupt JPEG (could not be decoded), expected a decodable JPEG")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
@@ -105,7 +107,10 @@ def load_camera_image(
     r = reduction_for(src_wh, dst_wh)
     rgb = decode_jpeg(path, r)
     if (rgb.shape[1] * r, rgb.shape[0] * r) != tuple(src_wh):
-        raise ImageError(f"image file {path}: {rgb.shape[1]}x{rgb.shape[0]} pixels, expected {src_wh[0]}x{src_wh[1]}")
+        raise ImageError(
+            f"image file: {path}: got {rgb.shape[1]}x{rgb.shape[0]} pixels, expected {src_wh[0]}x{src_wh[1]} "
+            "as sample_data.json records"
+        )
     if dst_wh is None:
         return rgb, np.asarray(intrinsics, dtype=np.float64)
     if (rgb.shape[1], rgb.shape[0]) != dst_wh:

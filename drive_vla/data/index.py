@@ -115,7 +115,10 @@ def check_dataset_files(dataroot: str | os.PathLike, version: str) -> Path:
         raise DatasetError(f"version: {table_root} does not exist; versions found in {root}: {found}")
     for table in TABLES:
         if not (table_root / f"{table}.json").is_file():
-            raise DatasetError(f"table file missing: {table_root / f'{table}.json'}")
+            raise DatasetError(
+                f"table file missing: {table_root / f'{table}.json'}; expected the {len(TABLES)} nuScenes tables "
+                f"{list(TABLES)} in {table_root}"
+            )
     return table_root
 
 
@@ -148,8 +151,11 @@ def _load_devkit(dataroot: Path, version: str):
         for table in TABLES:
             try:
                 json.loads((table_root / f"{table}.json").read_text())
-            except json.JSONDecodeError:
-                raise DatasetError(f"table file {table_root / f'{table}.json'}: not valid JSON ({exc})") from None
+            except json.JSONDecodeError as table_exc:
+                raise DatasetError(
+                    f"table file: {table_root / f'{table}.json'}: not valid JSON ({table_exc}), expected a complete "
+                    "nuScenes table (a JSON list of records)"
+                ) from None
         raise DatasetError(f"dataset {table_root}: not valid JSON ({exc})") from None
     except (AssertionError, KeyError, IndexError, TypeError) as exc:
         raise DatasetError(

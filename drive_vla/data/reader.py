@@ -23,7 +23,7 @@ import numpy as np
 
 from drive_vla.data import labels as label_rules
 from drive_vla.data.drivelm import qa_pairs, route_target
-from drive_vla.data.images import ImageCache, files_fingerprint, load_camera_image
+from drive_vla.data.images import ImageCache, ImageError, files_fingerprint, load_camera_image
 from drive_vla.data.index import DatasetIndex, build_index, check_dataset_files, index_fingerprint
 from drive_vla.geometry import invert_transform, scale_intrinsics
 from drive_vla.types import (
@@ -323,7 +323,10 @@ class NuScenesReader:
         imgs = []
         for c, path in enumerate(paths):
             wh = tuple(int(v) for v in self.index.cam_wh[i, c])
-            img, _ = load_camera_image(path, wh, self.index.intrinsics[i, c], self.image_hw)
+            try:
+                img, _ = load_camera_image(path, wh, self.index.intrinsics[i, c], self.image_hw)
+            except ImageError as exc:  # name the record as well as the file
+                raise ImageError(f"sample {token}, camera {CAMERA_NAMES[c]}: {exc}") from None
             imgs.append(img)
         if self._image_cache is not None and len({im.shape for im in imgs}) == 1:
             self._image_cache.store(token, fp, np.stack(imgs))
