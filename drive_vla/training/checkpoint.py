@@ -40,12 +40,22 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning CheckpointIO whose every save (last, periodic, best) is atomic."""
+    """Lightning CheckpointIO whose every save (last, periodic, best) is atomic and every load is weights-only."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         if storage_options is not None:
             raise TypeError(f"storage_options: got {storage_options!r}, expected None for AtomicCheckpointIO")
         atomic_torch_save(checkpoint, path)
+
+    def load_checkpoint(self, path: Any, map_location: Any | None = None, weights_only: bool | None = None) -> Any:
+        """Load with ``torch.load(weights_only=True)`` always: a checkpoint never unpickles arbitrary objects."""
+        if weights_only is False:
+            raise ValueError(
+                f"weights_only: got False for {path}, expected True (checkpoints are read without unpickling objects)"
+            )
+        if map_location is None:  # Lightning's default: tensors stay where they were saved
+            return super().load_checkpoint(path, weights_only=True)
+        return super().load_checkpoint(path, map_location=map_location, weights_only=True)
 
 
 def remove_stale_tmp(folder: str | Path) -> list[Path]:
