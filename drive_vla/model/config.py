@@ -159,6 +159,10 @@ class ModelConfig:
             observation's route target points (``Observation.route_target``: the next route points in the
             ego frame, from the embedded world's route or CARLA's global plan); where an observation has
             none (nuScenes) a learned "no target" vector stands in. False: the model never reads them.
+        ego_inputs: what the state encoder and the planner head read of the ego state: "full" (the ego
+            vector and past poses) or "speed" (the current speed and the source flag only; acceleration,
+            yaw rate, steer and past poses are zero). "speed" cuts the copycat loop of a closed-loop
+            drive: a plan that reads its own acceleration asks for more of it, and the speed PID runs away.
         output_mode: which output drives: "tokens" (decoded waypoint tokens) or "head" (planner head; one
             forward pass, no decoding).
         max_explanation_tokens: cap on generated explanation/answer tokens.
@@ -175,6 +179,7 @@ class ModelConfig:
     control_tokenizer_kwargs: dict[str, Any] = field(default_factory=dict)
     state_tokens: int = 1
     route_target: bool = False
+    ego_inputs: Literal["full", "speed"] = "full"
     output_mode: Literal["tokens", "head"] = "tokens"
     max_explanation_tokens: int = 48
     system_prompt: str = "You are a driving assistant. Plan the next 3 seconds."
@@ -183,6 +188,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.output_mode not in ("tokens", "head"):
             raise ValueError(f"output_mode: got {self.output_mode!r}, expected 'tokens' or 'head'")
+        if self.ego_inputs not in ("full", "speed"):
+            raise ValueError(f"ego_inputs: got {self.ego_inputs!r}, expected 'full' or 'speed'")
         head = self.planner_head
         if head.prior_along_route and not (self.route_target and head.residual_to_constant_velocity):
             raise ValueError(

@@ -18,6 +18,7 @@ EGO_STATUS_DIM = len(EGO_SCALE) + HISTORY_STEPS * 3 + NUM_COMMANDS
 
 
 LATERAL_EGO = (2, 3, 4)  # ay, yaw rate, steer in EgoState.as_vector
+SPEED_ONLY_EGO = (0, 5)  # speed and the source flag: what ModelConfig.ego_inputs "speed" keeps
 LATERAL_HISTORY = (1, 2)  # past y, yaw
 
 

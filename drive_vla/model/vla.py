@@ -15,7 +15,7 @@ from drive_vla.model.config import DEFAULT_EXPLAIN_QUESTION, ModelConfig
 from drive_vla.model.lm import build_lm
 from drive_vla.model.planner_head import PlannerHead
 from drive_vla.model.prompt import PromptLayout, Seg
-from drive_vla.model.state import StateEncoder, ego_status_features, route_target_inputs
+from drive_vla.model.state import SPEED_ONLY_EGO, StateEncoder, ego_status_features, route_target_inputs
 from drive_vla.model.vision import VisionTokenizer
 from drive_vla.types import Batch, Control, Plan, Sample, Trajectory
 
@@ -116,10 +116,20 @@ class DriveVLA(nn.Module):
         dev = self.device
         vis = self.vision(batch.images.to(dev), memory=memory)  # (B, V, H)
         route, route_mask = route_target_inputs(batch, dev)
-        state = self.state_encoder(
-            batch.ego.to(dev), batch.history.to(dev), batch.command.to(dev), route, route_mask
-        )  # (B, S, H)
+        ego, history = self.ego_inputs(batch)
+        state = self.state_encoder(ego, history, batch.command.to(dev), route, route_mask)  # (B, S, H)
         return vis.to(self.dtype), state.to(self.dtype)
+
+    def ego_inputs(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 6) ego vector and (B, HISTORY_STEPS, 3) past poses as the model reads them: all of it, or with
+        ``ego_inputs: speed`` only the speed (and the source flag), everything else zero."""
+        dev = self.device
+        ego, history = batch.ego.to(dev), batch.history.to(dev)
+        if self.cfg.ego_inputs == "speed":
+            keep = torch.zeros(ego.shape[1], dtype=ego.dtype, device=dev)
+            keep[list(SPEED_ONLY_EGO)] = 1.0
+            ego, history = ego * keep, torch.zeros_like(history)
+        return ego, history
 
     def head_inputs(self, batch: Batch) -> dict[str, torch.Tensor | None]:
         """The planner head's inputs besides the hidden state: ego speed and, when the head reads them
@@ -128,8 +138,8 @@ class DriveVLA(nn.Module):
         kind = self.cfg.planner_head.ego_status
         feats = None
         if kind != "none":
-            ego, history, command = batch.ego.to(dev), batch.history.to(dev), batch.command.to(dev)
-            feats = ego_status_features(ego, history, command, lateral=kind == "full")
+            ego, history = self.ego_inputs(batch)
+            feats = ego_status_features(ego, history, batch.command.to(dev), lateral=kind == "full")
         inputs = {"speed_mps": batch.ego[:, 0].to(dev), "ego_status": feats}
         if self.cfg.route_target:
             inputs["route_target"], inputs["route_mask"] = route_target_inputs(batch, dev)

@@ -222,6 +222,42 @@ def test_planner_head_prior_along_route():
         ModelConfig(planner_head=cfg)  # no route_target to follow
 
 
+def test_speed_only_ego_inputs_ignore_acceleration_and_past_motion(tiny_config, samples):
+    """ego_inputs: speed -> the state token and the plan depend on the speed, not on acceleration, yaw rate,
+    steer or past poses (no copycat loop through them)."""
+    cfg = tiny_config(
+        "ego_inputs=speed",
+        "output_mode=head",
+        "planner_head.ego_status=longitudinal",
+        "planner_head.residual_to_constant_velocity=true",
+    )
+    model = DrivingPolicy.build(cfg).model.eval()
+    batch = Batch.from_samples(samples)
+    pushed = batch.ego.clone()
+    pushed[:, 1:5] += torch.tensor([1.5, 0.5, 0.2, 0.3])  # ax, ay, yaw rate, steer
+    moved = dataclasses.replace(batch, ego=pushed, history=batch.history + 1.0)
+    faster = batch.ego.clone()
+    faster[:, 0] += 5.0
+    with torch.no_grad():
+        base = (
+            model.encode_observations(batch)[1],
+            model.planner_head(torch.zeros(len(batch), model.hidden_size), **model.head_inputs(batch))[0],
+        )
+        same = (
+            model.encode_observations(moved)[1],
+            model.planner_head(torch.zeros(len(batch), model.hidden_size), **model.head_inputs(moved))[0],
+        )
+        quick = dataclasses.replace(batch, ego=faster)
+        other = model.planner_head(torch.zeros(len(batch), model.hidden_size), **model.head_inputs(quick))[0]
+    assert torch.equal(base[0], same[0]) and torch.equal(base[1], same[1])
+    assert not torch.allclose(base[1], other)
+    full = DrivingPolicy.build(tiny_config("output_mode=head")).model.eval()
+    with torch.no_grad():
+        assert not torch.equal(full.encode_observations(batch)[1], full.encode_observations(moved)[1])
+    with pytest.raises(ValueError, match="ego_inputs: got 'lateral'"):
+        dataclasses.replace(model.cfg, ego_inputs="lateral")
+
+
 def test_planner_head_ego_status_input(tiny_config, samples):
     """With ego_status the head reads ego history directly: changing it changes the plan, and it gets gradients."""
     from drive_vla.model.state import EGO_STATUS_DIM, ego_status_features
