@@ -257,7 +257,7 @@ class DrivingPolicy:
                 raise ValueError(f"observations[{i}]: got {type(obs).__name__}, expected an Observation")
             obs.validate()  # arrays are mutable after construction: check again
             obs.ego.validate()
-        return Batch.from_observations(observations)
+        return Batch.from_observations(observations, image_hw=self.config.vision.image_hw)
 
     def predict(self, obs: Observation) -> Plan:
         """The plan for one observation (no gradients; updates the temporal memory)."""

@@ -456,7 +456,15 @@ class Batch:
         return int(self.ego.shape[0])
 
     @classmethod
-    def from_observations(cls, observations: Sequence[Observation]) -> Batch:
+    def from_observations(cls, observations: Sequence[Observation], image_hw: Sequence[int] | None = None) -> Batch:
+        """Stack observations into tensors.
+
+        Args:
+            observations: one or more observations whose cameras all have the same size.
+            image_hw: (height, width) to bring every camera to first, as uint8 with an area filter
+                (``drive_vla.data.images.resize_area``), so full-size frames are never stacked or converted;
+                None keeps the observations' size.
+        """
         import torch
 
         if not observations:
@@ -465,7 +473,13 @@ class Batch:
         for i, obs in enumerate(observations):
             if obs.images[CAMERA_NAMES[0]].shape != shape:
                 _fail(f"observations[{i}].images", obs.images[CAMERA_NAMES[0]], f"image shape {shape} like the first")
-        images = np.stack([np.stack([o.images[c] for c in CAMERA_NAMES]) for o in observations])
+        if image_hw is not None and tuple(shape[:2]) != tuple(image_hw):
+            from drive_vla.data.images import resize_area
+
+            wh = (int(image_hw[1]), int(image_hw[0]))
+            images = np.stack([np.stack([resize_area(o.images[c], wh) for c in CAMERA_NAMES]) for o in observations])
+        else:
+            images = np.stack([np.stack([o.images[c] for c in CAMERA_NAMES]) for o in observations])
         return cls(
             images=torch.from_numpy(np.ascontiguousarray(images.transpose(0, 1, 4, 2, 3))),
             intrinsics=torch.from_numpy(

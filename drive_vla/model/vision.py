@@ -11,10 +11,12 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from drive_vla.data.images import resize_area
 from drive_vla.model.config import VisionConfig
 from drive_vla.types import CAMERA_NAMES
 
@@ -140,21 +142,26 @@ class VisionTokenizer(nn.Module):
         self._memory = []
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (B, N_cam, 3, H, W) -> normalised float (B*N_cam, 3, h, w) at ``cfg.image_hw``."""
+        """uint8 (B, N_cam, 3, H, W) -> normalised float (B*N_cam, 3, h, w) at ``cfg.image_hw``.
+
+        ``DrivingPolicy`` hands over images already at ``cfg.image_hw`` (``Batch.from_observations`` resizes
+        them as uint8), so nothing is resized here. Other sizes (a training reader set to another size, a
+        hand-built batch) get the same uint8 area resize on CPU, and an area (down) or bilinear (up)
+        resize of floats on other devices; either way each image is resized once, before normalising.
+        """
         if images.ndim != 5 or images.shape[2] != 3:
             raise ValueError(f"images: got shape {tuple(images.shape)}, expected (B, N_cam, 3, H, W)")
         b, n = images.shape[:2]
         dtype, device = self.queries.dtype, self.queries.device
         x = images.reshape(b * n, *images.shape[2:])  # (B*N, 3, H, W) uint8
-        size = tuple(self.cfg.image_hw)
-        if tuple(x.shape[-2:]) != size and x.dtype == torch.uint8 and x.device.type == "cpu":
-            # Antialiased resize straight on uint8 is several times faster on CPU than on floats.
-            x = F.interpolate(
-                x.contiguous(memory_format=torch.channels_last), size=size, mode="bilinear", antialias=True
-            )
+        h, w = (int(v) for v in self.cfg.image_hw)
+        if tuple(x.shape[-2:]) != (h, w) and x.dtype == torch.uint8 and x.device.type == "cpu":
+            hwc = x.permute(0, 2, 3, 1).numpy()  # (B*N, H, W, 3), a view
+            x = torch.from_numpy(np.stack([resize_area(im, (w, h)) for im in hwc])).permute(0, 3, 1, 2)
         x = x.to(device=device, dtype=dtype)
-        if tuple(x.shape[-2:]) != size:
-            x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+        if tuple(x.shape[-2:]) != (h, w):
+            shrink = x.shape[-2] >= h and x.shape[-1] >= w
+            x = F.interpolate(x, size=(h, w), mode="area") if shrink else F.interpolate(x, size=(h, w), mode="bilinear")
         return (x - self.pixel_mean.to(dtype)) / self.pixel_std.to(dtype)
 
     def forward(self, images: torch.Tensor, memory: str = "off") -> torch.Tensor:
