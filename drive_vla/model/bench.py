@@ -1,4 +1,9 @@
-"""`drive-vla bench policy`: parameters per part, tokens per plan, predict latency (p50/p90) and peak memory."""
+"""`drive-vla bench policy`: parameters per part, tokens per plan, predict latency (p50/p90) and peak memory.
+
+With ``--input-size WxH`` other than the model's own size, every mode is timed on both sizes, calls
+interleaved so that load from other processes falls on both alike; the larger input's row gives the ratio
+of its p50 to the model-size p50 (the cost of resizing inside ``predict``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import argparse
 import dataclasses
 import time
 
+import cv2
 import numpy as np
 import torch
 
@@ -21,10 +27,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--random-init", action="store_true", help="build the LM's real shape with random weights")
     parser.add_argument("--modes", default="tokens,head", help="comma-separated output modes to time")
     parser.add_argument("--explain", action="store_true", help="also time predict with an explanation")
-    parser.add_argument("--input-hw", default="180x320", help="camera image size fed to predict, HxW")
+    parser.add_argument(
+        "--input-size",
+        type=parse_input_size,
+        default=None,
+        metavar="WxH",
+        help="camera image size fed to predict, e.g. 1600x900 (default: the model's vision.image_hw); "
+        "timed beside input at the model's size",
+    )
     parser.add_argument("--repeats", type=int, default=20, help="timed predict calls per mode")
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls before timing")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+
+
+def parse_input_size(text: str) -> tuple[int, int]:
+    """'WxH' (e.g. '1600x900') -> (width, height); argparse.ArgumentTypeError naming the flag otherwise."""
+    parts = str(text).strip().lower().split("x")
+    try:
+        w, h = (int(v) for v in parts)
+    except ValueError:
+        w = h = 0
+    if len(parts) != 2 or w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(
+            f"got {text!r}, expected WIDTHxHEIGHT in pixels, two positive integers such as 1600x900"
+        )
+    return w, h
 
 
 def synthetic_observation(rng: np.random.Generator, hw: tuple[int, int]) -> Observation:
@@ -59,6 +86,7 @@ def run(args: argparse.Namespace) -> list[dict]:
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+        cv2.setNumThreads(args.threads)  # the input resize runs in OpenCV: hold it to the same thread count
     overrides = list(args.override)
     if args.random_init:
         overrides.append("lm.random_init=true")
@@ -71,8 +99,11 @@ def run(args: argparse.Namespace) -> list[dict]:
     build_s = time.perf_counter() - t0
     counts = policy.model.num_parameters()
     rng = np.random.default_rng(0)
-    hw = tuple(int(v) for v in args.input_hw.lower().split("x"))
-    obs = synthetic_observation(rng, hw)
+    model_hw = tuple(int(v) for v in cfg.vision.image_hw)
+    hw = model_hw if args.input_size is None else (args.input_size[1], args.input_size[0])
+    inputs = {model_hw: synthetic_observation(rng, model_hw)}
+    if hw != model_hw:
+        inputs[hw] = synthetic_observation(rng, hw)
     runs = [(m.strip(), False) for m in args.modes.split(",") if m.strip()]
     if args.explain:
         runs.append(("tokens", True))
@@ -81,7 +112,7 @@ def run(args: argparse.Namespace) -> list[dict]:
         policy.model.cfg = dataclasses.replace(cfg, output_mode=mode)
         policy.config = policy.model.cfg
 
-        def call(explain: bool = explain) -> None:
+        def call(obs: Observation, explain: bool = explain) -> None:
             if explain:
                 policy.explain(obs)
             else:
@@ -90,42 +121,49 @@ def run(args: argparse.Namespace) -> list[dict]:
                 torch.cuda.synchronize(device)
 
         for _ in range(args.warmup):
-            call()
+            for obs in inputs.values():
+                call(obs)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
-        times, stages = [], {}
+        times: dict[tuple[int, int], list[float]] = {size: [] for size in inputs}
         for _ in range(args.repeats):
-            t = time.perf_counter()
-            call()
-            times.append(1e3 * (time.perf_counter() - t))
-        plan = policy.predict(obs) if not explain else None
-        if plan is not None:
-            stages = {f"{k}_ms": round(v, 2) for k, v in plan.timings_ms.items() if k != "total"}
-        stats = policy.model.last_decode_stats
-        mem_kind, mem_mb = _memory_mb(device)
-        p50 = percentile(times, 50)
-        rows.append(
-            {
-                "config": args.config.rsplit("/", 1)[-1],
-                "mode": mode + ("+explain" if explain else ""),
-                "device": str(device),
-                "dtype": args.dtype,
-                "params_total_M": counts["total"] / 1e6,
-                "params_vision_M": counts["vision"] / 1e6,
-                "params_lm_M": counts["lm"] / 1e6,
-                "params_state_k": counts["state_encoder"] / 1e3,
-                "params_head_k": counts["planner_head"] / 1e3,
-                "visual_tokens": policy.model.vision.num_tokens,
-                "generated_tokens": stats.get("generated_tokens", [0])[0],
-                "lm_forward_passes": stats.get("forward_passes", 0),
-                "p50_ms": p50,
-                "p90_ms": percentile(times, 90),
-                "hz_p50": 1e3 / p50,
-                **stages,
-                f"{mem_kind}_mb": mem_mb,
-                "threads": torch.get_num_threads(),
-                "input_hw": f"{hw[0]}x{hw[1]}",
-                "build_s": build_s,
-            }
-        )
+            for size, obs in inputs.items():  # interleaved: a busy moment of the machine hits both sizes
+                t = time.perf_counter()
+                call(obs)
+                times[size].append(1e3 * (time.perf_counter() - t))
+        model_p50 = percentile(times[model_hw], 50)
+        for size, obs in inputs.items():
+            stages = {}
+            if not explain:
+                plan = policy.predict(obs)
+                stages = {f"{k}_ms": round(v, 2) for k, v in plan.timings_ms.items() if k != "total"}
+            stats = policy.model.last_decode_stats
+            mem_kind, mem_mb = _memory_mb(device)
+            p50 = percentile(times[size], 50)
+            rows.append(
+                {
+                    "config": args.config.rsplit("/", 1)[-1],
+                    "mode": mode + ("+explain" if explain else ""),
+                    "input_size": f"{size[1]}x{size[0]}",
+                    "device": str(device),
+                    "dtype": args.dtype,
+                    "params_total_M": counts["total"] / 1e6,
+                    "params_vision_M": counts["vision"] / 1e6,
+                    "params_lm_M": counts["lm"] / 1e6,
+                    "params_state_k": counts["state_encoder"] / 1e3,
+                    "params_head_k": counts["planner_head"] / 1e3,
+                    "visual_tokens": policy.model.vision.num_tokens,
+                    "generated_tokens": stats.get("generated_tokens", [0])[0],
+                    "lm_forward_passes": stats.get("forward_passes", 0),
+                    "p50_ms": p50,
+                    "p90_ms": percentile(times[size], 90),
+                    "hz_p50": 1e3 / p50,
+                    "p50_vs_model_size": p50 / model_p50,
+                    **stages,
+                    f"{mem_kind}_mb": mem_mb,
+                    "threads": torch.get_num_threads(),
+                    "model_image_size": f"{model_hw[1]}x{model_hw[0]}",
+                    "build_s": build_s,
+                }
+            )
     return rows

@@ -12,7 +12,7 @@ def test_bench_policy_rows(tiny_yaml_and_overrides):
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)
     args = parser.parse_args(
-        ["--config", str(yaml_path), "--repeats", "2", "--warmup", "0", "--input-hw", "36x64", "--explain"]
+        ["--config", str(yaml_path), "--repeats", "2", "--warmup", "0", "--explain"]
         + [a for o in overrides for a in ("--override", o)]
     )
     rows = bench.run(args)
