@@ -147,7 +147,9 @@ def test_drive_cli_errors(tmp_path):
         main(["drive", "--suite", "smoke", "--out", str(tmp_path)])
     bad = tmp_path / "pid.yaml"
     bad.write_text("turn_kp: fast\n")
-    with pytest.raises(ValueError, match="--controller-config: turn_kp: got 'fast', expected a number"):
+    with pytest.raises(
+        ValueError, match=r"--controller-config: config file .*pid\.yaml: turn_kp: got 'fast', expected a number"
+    ):
         main(
             [
                 "drive",
