@@ -182,7 +182,13 @@ def keyframe_label(episode: Episode, k: int, ego_front_m: float) -> tuple[dict, 
     frame = episode.frames[k]
     if frame.expert_future is None:
         return sample_label(episode, k, ego_front_m), None
-    branch = replace(episode, frames=[frame, *frame.expert_future], keyframes=1)
+    return branch_label(episode, frame, frame.expert_future, ego_front_m)
+
+
+def branch_label(episode: Episode, frame: Frame, future: list[Frame], ego_front_m: float) -> tuple[dict, np.ndarray]:
+    """(label dict, (FUTURE_STEPS, 3) plan in the frame's ego frame) of ``frame`` followed by ``future``, the
+    keyframes the expert would drive from it; ``episode`` gives the scenario, seed and outcome fields."""
+    branch = replace(episode, frames=[frame, *future], keyframes=1)
     return sample_label(branch, 0, ego_front_m), future_poses(branch, 0)
 
 

@@ -18,20 +18,15 @@ import numpy as np
 
 from drive_vla.closed_loop import safe_control, safe_plan
 from drive_vla.control.base import Controller
-from drive_vla.sim.dataset import Episode, Frame, capture_frame, counterfactual_frames, keyframe_label, scene_record
+from drive_vla.sim.dataset import Episode, Frame, branch_label, capture_frame, counterfactual_frames, scene_record
 from drive_vla.sim.embedded import EmbeddedWorld
 from drive_vla.types import Planner
 
 
 def expert_label(world: EmbeddedWorld, frame: Frame, ego_front_m: float) -> tuple[dict, np.ndarray]:
     """(label dict, (FUTURE_STEPS, 3) expert plan in the frame's ego frame) of the world's current keyframe."""
-    frame.expert_future = counterfactual_frames(world)
-    branch = Episode(
-        world.scenario.name, world.seed, world.description, [frame], 1, world.collision, world.goal_reached
-    )
-    label, plan = keyframe_label(branch, 0, ego_front_m)
-    frame.expert_future = None  # the label holds what is needed; the visited episode keeps no branches
-    return label, plan
+    meta = Episode(world.scenario.name, world.seed, world.description, [], 0, world.collision, world.goal_reached)
+    return branch_label(meta, frame, counterfactual_frames(world), ego_front_m)
 
 
 @dataclass
