@@ -183,11 +183,11 @@ def run(args: argparse.Namespace) -> int:
         _fix_torch(args.threads)
     suite = load_suite(args.suite)
     if args.controller_config is not None:
-        from drive_vla.config import ConfigError
-        from drive_vla.control import make_controller
+        from drive_vla.config import ConfigError, load_config
+        from drive_vla.control import PIDControllerConfig
 
-        try:  # a bad file fails here, before any route is driven
-            make_controller("pid", args.controller_config)
+        try:  # read once: a bad file fails here, before any route is driven, and no route re-reads it
+            args.controller_config = load_config(PIDControllerConfig, args.controller_config)
         except ConfigError as exc:
             raise ValueError(f"--controller-config: {exc}") from None
     if suite.env != args.env:
