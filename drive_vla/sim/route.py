@@ -126,6 +126,29 @@ class Route:
         j = int(np.argmin(d2))
         return float(self.arc[j]), float(np.sqrt(d2[j]))
 
+    def guidance_xy(self, cache: LaneCache, start_m: float = 5.0, length_m: float = 40.0) -> np.ndarray:
+        """(N, 2) the centre line as a navigation system guides it, for the route planner's target points.
+
+        Like ``xy``, except on a merge: there ``xy`` runs to the end of the merge lane (where highway-env
+        puts a barrier) and jumps sideways onto the next lane, whereas a global plan (CARLA's included)
+        changes lanes. Here the line moves into lane ``merge_to`` between ``start_m`` and
+        ``start_m + length_m`` along the merge lane (a smoothstep blend of the two lanes' centre lines)."""
+        xy = self.xy.copy()
+        p = self.maneuver_piece
+        if self.merge_to is None or p is None:
+            return xy
+        here = self.lanes[p]
+        target = cache[(here[0], here[1], self.merge_to)]
+        lo = self.piece_arc(p)
+        hi = self.piece_arc(p + 1) if p + 1 < len(self.lanes) else float(self.arc[-1]) + 1.0
+        on = (self.arc >= lo) & (self.arc < hi)
+        s = self.arc[on] - self.piece_start_arc[p]  # s along the merge lane
+        u = np.clip((s - start_m) / length_m, 0.0, 1.0)
+        w = (u * u * (3.0 - 2.0 * u))[:, None]
+        other = np.stack([np.interp(s, target.s, target.xy[:, 0]), np.interp(s, target.s, target.xy[:, 1])], axis=1)
+        xy[on] = (1.0 - w) * xy[on] + w * other
+        return xy
+
     def piece_at(self, arc: float) -> int:
         """Index of the lane the route is on at arc length ``arc``."""
         starts = np.array([self.piece_arc(i) for i in range(len(self.lanes))])

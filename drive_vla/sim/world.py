@@ -176,7 +176,10 @@ class World:
         self.route_arc, self.distance_from_route_m, self.route_piece = 0.0, 0.0, 0
         self.route_planner = RoutePlanner(cfg.route_target_min_m, cfg.route_target_max_m)
         self.route_planner.set_route(
-            [sim_to_global(x, y, 0.0)[:2] for x, y in sample_polyline(self.route.xy, cfg.route_point_spacing_m)]
+            [
+                sim_to_global(x, y, 0.0)[:2]
+                for x, y in sample_polyline(self.route.guidance_xy(self.lanes), cfg.route_point_spacing_m)
+            ]
         )
         self._track_route()
         scenario.populate(self, setup_rng)

@@ -188,3 +188,23 @@ def test_a_car_far_from_its_route_still_gets_an_observation_without_a_route_targ
     world.shift_ego_sideways(250.0)  # farther than any usable route target
     obs = world.observation()
     assert obs.route_target is None and np.abs(world.route_target()).max() > 200.0
+
+
+def test_on_a_merge_the_route_targets_change_lanes_before_the_merge_lane_ends(world):
+    """The route runs along the merge lane to its end (a barrier) and jumps onto the next lane; the route
+    planner's points instead move into the target lane early in the merge lane, as a global plan does."""
+    seed = next(s for s in range(1, 60) if (world.reset("merge", s) or world.route.merge_to is not None))
+    route, p = world.route, world.route.maneuver_piece
+    guided = route.guidance_xy(world.lanes)
+    merge_lane = world.road.network.get_lane(route.lanes[p])
+    target_lane = world.road.network.get_lane((*route.lanes[p][:2], route.merge_to))
+    on = (route.arc >= route.piece_arc(p)) & (route.arc < route.piece_arc(p + 1))
+    s = route.arc[on] - route.piece_arc(p)
+    lateral = np.array([target_lane.local_coordinates(xy)[1] for xy in guided[on]])
+    assert np.allclose(lateral[s > 46.0], 0.0, atol=0.05), seed  # on the target lane well before the end
+    assert np.allclose(guided[on][s < 5.0], route.xy[on][s < 5.0])  # still on the merge lane at its start
+    assert np.all(np.abs(np.diff(lateral)) < 0.5)  # no sideways jump
+    assert merge_lane.length > 46.0
+    assert np.array_equal(guided[~on], route.xy[~on])  # everything off the merge piece is the route itself
+    world.reset("highway", 3)
+    assert np.array_equal(world.route.guidance_xy(world.lanes), world.route.xy)
