@@ -369,6 +369,7 @@ class Targets:
         explanation: one-sentence reason for the behaviour.
         qa: (question, answer) pairs.
         future_boxes: one Boxes per future step, other agents in the CURRENT ego frame.
+        boxes: the other agents now, ego frame, where annotated (None: unknown).
     """
 
     trajectory: Trajectory
@@ -377,6 +378,7 @@ class Targets:
     explanation: str | None = None
     qa: tuple[tuple[str, str], ...] = ()
     future_boxes: tuple[Boxes, ...] = ()
+    boxes: Boxes | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -384,6 +386,8 @@ class Targets:
     def validate(self) -> None:
         if not isinstance(self.trajectory, Trajectory):
             _fail("targets.trajectory", type(self.trajectory).__name__, "a Trajectory")
+        if self.boxes is not None and not isinstance(self.boxes, Boxes):
+            _fail("targets.boxes", type(self.boxes).__name__, "Boxes or None")
         if self.future_boxes and len(self.future_boxes) != len(self.trajectory):
             _fail("targets.future_boxes", len(self.future_boxes), f"{len(self.trajectory)} steps or none")
         for i, qa in enumerate(self.qa):

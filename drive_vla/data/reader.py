@@ -369,6 +369,7 @@ class NuScenesReader:
             explanation=label.get("explanation"),
             qa=tuple(qa),
             future_boxes=tuple(self.boxes(i, k) for k in range(1, FUTURE_STEPS + 1)),
+            boxes=self.boxes(i, 0),
         )
         start, _ = self._scene_range(i)
         meta = SampleMeta(

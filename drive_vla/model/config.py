@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from drive_vla.model.bev_aux import BEVAuxConfig
 from drive_vla.model.text_tokenizer import MIN_TEXT_VOCAB, TEXT_TOKENIZERS
 
 LM_ARCHS: tuple[str, ...] = ("llama", "qwen2")
@@ -163,6 +164,8 @@ class ModelConfig:
             vector and past poses) or "speed" (the current speed and the source flag only; acceleration,
             yaw rate, steer and past poses are zero). "speed" cuts the copycat loop of a closed-loop
             drive: a plan that reads its own acceleration asks for more of it, and the speed PID runs away.
+        bev_aux: the training-only occupancy task (drive_vla.model.bev_aux): a head on the planner's
+            hidden state predicts where the annotated agents are now and later, loss "bev_bce".
         output_mode: which output drives: "tokens" (decoded waypoint tokens) or "head" (planner head; one
             forward pass, no decoding).
         max_explanation_tokens: cap on generated explanation/answer tokens.
@@ -180,6 +183,7 @@ class ModelConfig:
     state_tokens: int = 1
     route_target: bool = False
     ego_inputs: Literal["full", "speed"] = "full"
+    bev_aux: BEVAuxConfig = field(default_factory=BEVAuxConfig)
     output_mode: Literal["tokens", "head"] = "tokens"
     max_explanation_tokens: int = 48
     system_prompt: str = "You are a driving assistant. Plan the next 3 seconds."

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from drive_vla.data.labels import META_ACTIONS, meta_action_sentence
+from drive_vla.model.bev_aux import BEVAuxHead
 from drive_vla.model.config import DEFAULT_EXPLAIN_QUESTION, ModelConfig
 from drive_vla.model.lm import build_lm
 from drive_vla.model.planner_head import PlannerHead
@@ -39,7 +40,8 @@ class DriveVLA(nn.Module):
     """The VLA model.
 
     Submodules: ``vision`` (VisionTokenizer), ``state_encoder`` (StateEncoder), ``lm`` (the Hugging Face
-    causal LM, so peft can wrap it), ``planner_head`` (PlannerHead). Plain attributes: ``layout``
+    causal LM, so peft can wrap it), ``planner_head`` (PlannerHead), ``bev_head`` (BEVAuxHead, training only;
+    None without ``bev_aux``). Plain attributes: ``layout``
     (PromptLayout), ``action_tokenizer``, ``control_tokenizer`` (None without control tokens),
     ``text_tokenizer``.
     """
@@ -61,6 +63,7 @@ class DriveVLA(nn.Module):
         self.state_encoder = StateEncoder(hidden, cfg.state_tokens, route_target=cfg.route_target)
         self.lm = lm
         self.planner_head = PlannerHead(cfg.planner_head, hidden, route_target=cfg.route_target)
+        self.bev_head = BEVAuxHead(cfg.bev_aux, hidden) if cfg.bev_aux.enabled else None
         self.action_tokenizer = action_tokenizer
         self.control_tokenizer = control_tokenizer if cfg.control_tokens else None
         self.text_tokenizer = text_tokenizer
@@ -216,8 +219,8 @@ class DriveVLA(nn.Module):
         Returns:
             "waypoint_ce" (waypoint tokens and their end token; masked waypoints excluded), "control_ce"
             (where ``batch.control_mask``), "text_ce" (explanation/QA answers of ``batch.samples``),
-            "head_l1" (planner head, valid steps only) and "head_kl" (VAE head) — only the keys the batch
-            supports. Each is a mean over its tokens/values.
+            "head_l1" (planner head, valid steps only), "head_kl" (VAE head) and "bev_bce" (the occupancy
+            task, ``cfg.bev_aux``) — only the keys the batch supports. Each is a mean over its tokens/values.
         """
         if batch.traj is None or batch.traj_mask is None:
             raise ValueError("batch.traj: got None, expected target trajectories (build it with Batch.from_samples)")
@@ -261,6 +264,10 @@ class DriveVLA(nn.Module):
             out["head_l1"] = ((poses.float() - gt).abs() * valid).sum() / valid.sum()
         if kl is not None:
             out["head_kl"] = self.cfg.planner_head.kl_weight * kl.float().mean()
+        if self.bev_head is not None and batch.samples:
+            bev = self.bev_head.loss(plan_hidden, batch.samples)
+            if bev is not None:
+                out["bev_bce"] = bev
         return out
 
     # -- inference ------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from drive_vla.config import ConfigError, load_config
 from drive_vla.training.dagger_config import DaggerConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-LOSS_KEYS: tuple[str, ...] = ("waypoint_ce", "control_ce", "text_ce", "head_l1", "head_kl")
+LOSS_KEYS: tuple[str, ...] = ("waypoint_ce", "control_ce", "text_ce", "head_l1", "head_kl", "bev_bce")
 LABEL_KINDS: tuple[str, ...] = ("qa", "explanation", "control", "meta_action")
 STAGES: tuple[str, ...] = ("align", "instruct", "plan", "baseline")
 
@@ -123,6 +123,7 @@ class LossWeights:
     text_ce: float = 0.5
     head_l1: float = 1.0
     head_kl: float = 1.0
+    bev_bce: float = 1.0  # the auxiliary occupancy task, where the model has it (ModelConfig.bev_aux)
 
     def __post_init__(self) -> None:
         for key in LOSS_KEYS:
@@ -319,8 +320,9 @@ class TrainConfig:
             )
         if self.lora.enabled and self.model.kind != "vla":
             raise ValueError(f"lora.enabled: got true for model.kind={self.model.kind!r}, expected model.kind='vla'")
-        if not any(getattr(self.loss, k) > 0 for k in LOSS_KEYS):
-            raise ValueError(f"loss: got all weights 0 ({[f'{k}=0' for k in LOSS_KEYS]}), expected one > 0")
+        tasks = [k for k in LOSS_KEYS if k != "bev_bce"]  # the occupancy task is auxiliary: it never trains alone
+        if not any(getattr(self.loss, k) > 0 for k in tasks):
+            raise ValueError(f"loss: got all weights 0 ({[f'{k}=0' for k in tasks]}), expected one > 0")
 
 
 def resolve_path(path: str | Path) -> Path:

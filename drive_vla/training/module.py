@@ -21,7 +21,9 @@ def labelled_counts(batch: Batch) -> dict[str, int]:
     n_traj = int(batch.traj_mask.any(dim=1).sum()) if batch.traj_mask is not None else len(batch)
     n_ctrl = int(batch.control_mask.sum()) if batch.control_mask is not None else 0
     n_text = sum(bool(s.targets.explanation) or bool(s.targets.qa) for s in batch.samples or ())
+    n_boxes = sum(s.targets.boxes is not None or bool(s.targets.future_boxes) for s in batch.samples or ())
     counts = {"waypoint_ce": n_traj, "head_l1": n_traj, "head_kl": n_traj, "control_ce": n_ctrl, "text_ce": n_text}
+    counts["bev_bce"] = n_boxes
     return {k: max(1, v) for k, v in counts.items()}
 
 
