@@ -22,6 +22,7 @@ from carla_agents.convert import (
     build_observation,
     carla_pose_to_local,
     carla_vector_to_ego,
+    speed_limit_from_kmh,
     to_vehicle_control,
     transform_to_local_pose,
 )
@@ -320,6 +321,7 @@ class CarlaEnv:
                 instruction_for_road_option(target.option, cfg.instruction_style),
                 t,
                 usable_route_target(target.in_ego_frame(pose[:2], pose[2]), "observation.route_target"),
+                speed_limit_from_kmh(self.ego.get_speed_limit()),
             )
         completion, off_route = self._progress.update(pose[:2])
         collisions = self._events["collision"]

@@ -12,7 +12,16 @@ import numpy as np
 
 from carla_agents.sensor_rig import GNSS_ID, IMU_ID, SPEED_ID
 from drive_vla.geometry import carla_steer_from_canonical, carla_to_ego_frame, global_poses_to_local
-from drive_vla.types import CAMERA_NAMES, HISTORY_STEPS, STEP_DT_S, Command, Control, EgoState, Observation
+from drive_vla.types import (
+    CAMERA_NAMES,
+    HISTORY_STEPS,
+    MAX_SPEED_LIMIT_MPS,
+    STEP_DT_S,
+    Command,
+    Control,
+    EgoState,
+    Observation,
+)
 
 # IMU spikes (collisions) must not break EgoState's validation: clip to physical ranges.
 MAX_ABS_ACCEL_MPS2 = 50.0
@@ -194,10 +203,12 @@ def build_observation(
     instruction: str,
     timestamp_s: float,
     route_target: np.ndarray | None = None,
+    speed_limit_mps: float | None = None,
 ) -> Observation:
     """An Observation with the camera calibration of the rig (validated by Observation itself).
 
     ``route_target``: (ROUTE_TARGET_POINTS, 2) the route planner's next points in the ego frame, or None.
+    ``speed_limit_mps``: the road's speed limit in m/s (CARLA's ``Vehicle.get_speed_limit()`` is km/h), or None.
     """
     return Observation(
         images=dict(images),
@@ -209,7 +220,18 @@ def build_observation(
         instruction=instruction,
         timestamp_s=float(timestamp_s),
         route_target=None if route_target is None else np.asarray(route_target, dtype=np.float32),
+        speed_limit_mps=speed_limit_mps,
     )
+
+
+def speed_limit_from_kmh(kmh: Any) -> float | None:
+    """CARLA's speed limit (km/h, from ``Vehicle.get_speed_limit()``) in m/s; None when it is missing, not
+    finite or not positive (the policy then reads its learned "no limit" input)."""
+    try:
+        mps = float(kmh) / 3.6
+    except (TypeError, ValueError):
+        return None
+    return mps if math.isfinite(mps) and 0.0 < mps <= MAX_SPEED_LIMIT_MPS else None
 
 
 def observation_from_input_data(

@@ -29,6 +29,7 @@ HISTORY_STEPS = 4  # past poses at 2 Hz: -2.0 s ... -0.5 s
 STEP_DT_S = 0.5
 ROUTE_TARGET_POINTS = 2  # the next route points handed to the policy (TCP / TransFuser++ style intent)
 MAX_ROUTE_TARGET_M = 200.0  # a route point farther than this from the ego is a fault, not intent
+MAX_SPEED_LIMIT_MPS = 100.0  # a speed limit above this (360 km/h) is a fault
 
 
 class Command(IntEnum):
@@ -86,6 +87,13 @@ def check_array(
         _fail(name, value, f"dtype {np.dtype(dtype).name}")
     if finite and value.dtype.kind == "f" and not np.all(np.isfinite(value)):
         _fail(name, value, "finite values (found NaN or inf)")
+
+
+def check_speed_limit(name: str, value: Any) -> None:
+    """Raise ValueError unless ``value`` is a finite speed in (0, MAX_SPEED_LIMIT_MPS] m/s."""
+    check_finite_scalar(name, value)
+    if not 0.0 < float(value) <= MAX_SPEED_LIMIT_MPS:
+        _fail(name, value, f"a speed limit in (0, {MAX_SPEED_LIMIT_MPS:.0f}] m/s")
 
 
 def check_route_target(name: str, value: Any) -> None:
@@ -239,6 +247,9 @@ class Observation:
         route_target: (ROUTE_TARGET_POINTS, 2) the next route points [x, y] in the current ego frame,
             metres, nearest first; None where no route exists (nuScenes). Filled from the embedded
             world's route and, in CARLA, from the leaderboard's global plan; never from a recorded future.
+        speed_limit_mps: the speed the car may drive where it is, m/s, as a map or navigation system gives
+            it (the embedded world's cruise speed for the road, CARLA's ``get_speed_limit``); None where
+            unknown (nuScenes).
     """
 
     images: Mapping[str, np.ndarray]
@@ -250,6 +261,7 @@ class Observation:
     instruction: str = "keep following the road"
     timestamp_s: float = 0.0
     route_target: np.ndarray | None = None
+    speed_limit_mps: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "command", Command.parse(self.command))
@@ -279,6 +291,8 @@ class Observation:
         check_finite_scalar("observation.timestamp_s", self.timestamp_s)
         if self.route_target is not None:
             check_route_target("observation.route_target", self.route_target)
+        if self.speed_limit_mps is not None:
+            check_speed_limit("observation.speed_limit_mps", self.speed_limit_mps)
 
     @property
     def image_hw(self) -> tuple[int, int]:
@@ -434,6 +448,8 @@ class Batch:
         instructions: B instruction strings.
         route_target: (B, ROUTE_TARGET_POINTS, 2) float32 route points in the ego frame (zeros where absent).
         route_target_mask: (B,) bool, True where the observation has a route target.
+        speed_limit: (B,) float32 speed limits, m/s (zeros where absent).
+        speed_limit_mask: (B,) bool, True where the observation has a speed limit.
         traj: (B, FUTURE_STEPS, 3) float32 target poses, or None.
         traj_mask: (B, FUTURE_STEPS) bool, or None.
         control: (B, 3) float32 [steer, throttle, brake] labels, or None.
@@ -450,6 +466,8 @@ class Batch:
     instructions: list[str]
     route_target: Any = None
     route_target_mask: Any = None
+    speed_limit: Any = None
+    speed_limit_mask: Any = None
     traj: Any = None
     traj_mask: Any = None
     control: Any = None
@@ -505,6 +523,8 @@ class Batch:
                 ).astype(np.float32)
             ),
             route_target_mask=torch.tensor([o.route_target is not None for o in observations], dtype=torch.bool),
+            speed_limit=torch.tensor([o.speed_limit_mps or 0.0 for o in observations], dtype=torch.float32),
+            speed_limit_mask=torch.tensor([o.speed_limit_mps is not None for o in observations], dtype=torch.bool),
         )
 
     @classmethod

@@ -8,8 +8,10 @@ File layout (DriveLM's, extended with drive-vla's per-sample fields)::
                                                  "instruction": str, "command": "LEFT"|"RIGHT"|"STRAIGHT",
                                                  "meta_action": str, "explanation": str,
                                                  "control": {"steer", "throttle", "brake"},
-                                                 "route_target": [[x, y], [x, y]]}}}}
-(``route_target``: the next route points in the sample's ego frame, metres; embedded data only.)
+                                                 "route_target": [[x, y], [x, y]],
+                                                 "speed_limit_mps": float}}}}
+(``route_target``: the next route points in the sample's ego frame, metres; ``speed_limit_mps``: the road's
+speed limit there; embedded data only.)
 """
 
 from __future__ import annotations
@@ -21,9 +23,18 @@ from typing import Any
 
 import numpy as np
 
-from drive_vla.types import ROUTE_TARGET_POINTS, Command, check_route_target
+from drive_vla.types import ROUTE_TARGET_POINTS, Command, check_route_target, check_speed_limit
 
-LABEL_KEYS = ("QA", "instruction", "command", "meta_action", "explanation", "control", "route_target")
+LABEL_KEYS = (
+    "QA",
+    "instruction",
+    "command",
+    "meta_action",
+    "explanation",
+    "control",
+    "route_target",
+    "speed_limit_mps",
+)
 QA_KINDS = ("perception", "prediction", "planning", "behavior")
 
 
@@ -45,6 +56,8 @@ def check_label(label: dict[str, Any], where: str = "label") -> None:
             raise ValueError(f"{where}.control: got {ctrl!r}, expected {{'steer', 'throttle', 'brake'}} numbers")
     if "route_target" in label:
         route_target(label, where)
+    if "speed_limit_mps" in label:
+        speed_limit(label, where)
     qa = label.get("QA", {})
     if not isinstance(qa, dict):
         raise ValueError(f"{where}.QA: got {qa!r}, expected {{kind: [{{'Q': str, 'A': str}}]}}")
@@ -54,6 +67,22 @@ def check_label(label: dict[str, Any], where: str = "label") -> None:
         for i, pair in enumerate(pairs):
             if not isinstance(pair, dict) or not isinstance(pair.get("Q"), str) or not isinstance(pair.get("A"), str):
                 raise ValueError(f"{where}.QA.{kind}[{i}]: got {pair!r}, expected {{'Q': str, 'A': str}}")
+
+
+def speed_limit(label: dict[str, Any], where: str = "label") -> float | None:
+    """A label's speed limit in m/s, or None where it has none (nuScenes).
+
+    Raises:
+        ValueError: naming ``<where>.speed_limit_mps`` when it is not a finite speed in (0, 100] m/s.
+    """
+    raw = label.get("speed_limit_mps")
+    if raw is None:
+        return None
+    name = f"{where}.speed_limit_mps"
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise ValueError(f"{name}: got {raw!r}, expected a speed limit in m/s")
+    check_speed_limit(name, raw)
+    return float(raw)
 
 
 def route_target(label: dict[str, Any], where: str = "label") -> np.ndarray | None:

@@ -10,8 +10,8 @@ drawn from ``Targets.boxes`` / ``Targets.future_boxes``; nothing here runs at in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch

@@ -160,6 +160,9 @@ class ModelConfig:
             observation's route target points (``Observation.route_target``: the next route points in the
             ego frame, from the embedded world's route or CARLA's global plan); where an observation has
             none (nuScenes) a learned "no target" vector stands in. False: the model never reads them.
+        speed_limit: the state encoder and the planner head read the observation's speed limit
+            (``Observation.speed_limit_mps``: the embedded world's cruise speed for the road, CARLA's
+            ``get_speed_limit``); where it is unknown (nuScenes) a learned "no limit" vector stands in.
         ego_inputs: what the state encoder and the planner head read of the ego state: "full" (the ego
             vector and past poses) or "speed" (the current speed and the source flag only; acceleration,
             yaw rate, steer and past poses are zero). "speed" cuts the copycat loop of a closed-loop
@@ -182,6 +185,7 @@ class ModelConfig:
     control_tokenizer_kwargs: dict[str, Any] = field(default_factory=dict)
     state_tokens: int = 1
     route_target: bool = False
+    speed_limit: bool = False
     ego_inputs: Literal["full", "speed"] = "full"
     bev_aux: BEVAuxConfig = field(default_factory=BEVAuxConfig)
     output_mode: Literal["tokens", "head"] = "tokens"

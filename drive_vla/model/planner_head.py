@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from drive_vla.model.config import PlannerHeadConfig
-from drive_vla.model.state import EGO_STATUS_DIM, RouteTargetEncoder
+from drive_vla.model.state import EGO_STATUS_DIM, RouteTargetEncoder, SpeedLimitEncoder
 from drive_vla.types import FUTURE_STEPS, STEP_DT_S
 
 # Output scales so the layers work in units of order one: [x m, y m, yaw rad].
@@ -22,7 +22,12 @@ class PlannerHead(nn.Module):
     """
 
     def __init__(
-        self, cfg: PlannerHeadConfig, lm_hidden: int, steps: int = FUTURE_STEPS, route_target: bool = False
+        self,
+        cfg: PlannerHeadConfig,
+        lm_hidden: int,
+        steps: int = FUTURE_STEPS,
+        route_target: bool = False,
+        speed_limit: bool = False,
     ) -> None:
         super().__init__()
         self.cfg = cfg
@@ -33,6 +38,7 @@ class PlannerHead(nn.Module):
         if cfg.ego_status != "none":
             self.ego_in = nn.Sequential(nn.Linear(EGO_STATUS_DIM, w), nn.GELU(), nn.Linear(w, w), nn.GELU())
         self.route_in = RouteTargetEncoder(w) if route_target else None
+        self.limit_in = SpeedLimitEncoder(w) if speed_limit else None
         if cfg.vae_latent > 0:
             self.prior = nn.Linear(w, 2 * cfg.vae_latent)
             self.posterior = nn.Sequential(nn.Linear(w + steps * 4, w), nn.GELU(), nn.Linear(w, 2 * cfg.vae_latent))
@@ -54,6 +60,8 @@ class PlannerHead(nn.Module):
         ego_status: torch.Tensor | None = None,
         route_target: torch.Tensor | None = None,
         route_mask: torch.Tensor | None = None,
+        speed_limit: torch.Tensor | None = None,
+        limit_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Waypoints from the ``<plan>`` hidden state.
 
@@ -65,6 +73,8 @@ class PlannerHead(nn.Module):
             ego_status: (B, EGO_STATUS_DIM) ego features; required with ``ego_status``.
             route_target: (B, ROUTE_TARGET_POINTS, 2) route points and ``route_mask`` (B,) bool; required
                 when the head was built with ``route_target``.
+            speed_limit: (B,) speed limits in m/s and ``limit_mask`` (B,) bool; required (with ``speed_mps``)
+                when the head was built with ``speed_limit``.
 
         Returns:
             (poses (B, FUTURE_STEPS, 3) in metres/radians, KL (B,) or None).
@@ -82,6 +92,12 @@ class PlannerHead(nn.Module):
                     "route_target: got None, expected (B, P, 2) points and a (B,) mask (route_target=true)"
                 )
             x = x + self.route_in(route_target, route_mask).to(x.dtype)
+        if self.limit_in is not None:
+            if speed_limit is None or limit_mask is None or speed_mps is None:
+                raise ValueError(
+                    "speed_limit: got None, expected (B,) limits, a (B,) mask and speed_mps (speed_limit=true)"
+                )
+            x = x + self.limit_in(speed_limit, speed_mps, limit_mask).to(x.dtype)
         kl = None
         if self.cfg.vae_latent > 0:
             mu_p, logvar_p = self.prior(x).chunk(2, dim=-1)

@@ -12,6 +12,7 @@ EGO_SCALE = (10.0, 3.0, 3.0, 0.5, 1.0, 1.0)
 HISTORY_SCALE = (10.0, 5.0, 0.5)  # past [x m, y m, yaw rad]
 NUM_COMMANDS = 3
 ROUTE_TARGET_SCALE_M = 20.0  # route points [x, y] in metres / this
+SPEED_LIMIT_SCALE_MPS = 10.0  # speed limit and its gap to the current speed, m/s / this
 
 
 EGO_STATUS_DIM = len(EGO_SCALE) + HISTORY_STEPS * 3 + NUM_COMMANDS
@@ -49,6 +50,30 @@ def route_target_inputs(batch, device: torch.device) -> tuple[torch.Tensor, torc
     return batch.route_target.to(device), batch.route_target_mask.to(device)
 
 
+def speed_limit_inputs(batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A Batch's (B,) speed limits in m/s and (B,) bool mask on ``device`` (absent: mask False)."""
+    n = int(batch.ego.shape[0])
+    if batch.speed_limit is None:
+        return torch.zeros(n, device=device), torch.zeros(n, dtype=torch.bool, device=device)
+    return batch.speed_limit.to(device), batch.speed_limit_mask.to(device)
+
+
+class SpeedLimitEncoder(nn.Module):
+    """(B,) speed limit, (B,) current speed, (B,) mask -> (B, width): the limit and how far below it the car
+    is. Where the mask is False (unknown, e.g. nuScenes) the output is a learned "no limit" vector."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(2, width), nn.GELU(), nn.Linear(width, width))
+        self.no_limit = nn.Parameter(torch.zeros(width))
+
+    def forward(self, limit: torch.Tensor, speed: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        dtype = self.no_limit.dtype
+        limit, speed = limit.to(dtype), speed.to(dtype)
+        x = self.mlp(torch.stack([limit, limit - speed], dim=1) / SPEED_LIMIT_SCALE_MPS)  # (B, W)
+        return torch.where(mask.bool()[:, None], x, self.no_limit.expand_as(x))
+
+
 class RouteTargetEncoder(nn.Module):
     """(B, ROUTE_TARGET_POINTS, 2) route points in the ego frame, (B,) mask -> (B, width).
 
@@ -70,12 +95,21 @@ class RouteTargetEncoder(nn.Module):
 class StateEncoder(nn.Module):
     """(B, 6) ego, (B, HISTORY_STEPS, 3) history, (B,) command [, route target] -> (B, num_tokens, lm_hidden).
 
-    With ``route_target`` the next route points (or the learned "no target" vector) enter the state too.
+    With ``route_target`` the next route points (or the learned "no target" vector) enter the state too,
+    and with ``speed_limit`` the speed limit (or the learned "no limit" vector).
     """
 
-    def __init__(self, lm_hidden: int, num_tokens: int = 1, width: int = 128, route_target: bool = False) -> None:
+    def __init__(
+        self,
+        lm_hidden: int,
+        num_tokens: int = 1,
+        width: int = 128,
+        route_target: bool = False,
+        speed_limit: bool = False,
+    ) -> None:
         super().__init__()
         self.route = RouteTargetEncoder(width) if route_target else None
+        self.limit = SpeedLimitEncoder(width) if speed_limit else None
         self.num_tokens = num_tokens
         self.register_buffer("ego_scale", torch.tensor(EGO_SCALE), persistent=False)
         self.register_buffer("history_scale", torch.tensor(HISTORY_SCALE), persistent=False)
@@ -95,8 +129,11 @@ class StateEncoder(nn.Module):
         command: torch.Tensor,
         route_target: torch.Tensor | None = None,
         route_mask: torch.Tensor | None = None,
+        speed_limit: torch.Tensor | None = None,
+        limit_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         dtype = self.command_embed.weight.dtype
+        speed = ego[:, 0]
         ego = ego.to(dtype) / self.ego_scale.to(dtype)  # (B, 6)
         hist = (history.to(dtype) / self.history_scale.to(dtype)).flatten(1)  # (B, HISTORY_STEPS*3)
         x = self.mlp(torch.cat([ego, hist], dim=1)) + self.command_embed(command.long())  # (B, W)
@@ -106,4 +143,8 @@ class StateEncoder(nn.Module):
                     "route_target: got None, expected (B, P, 2) points and a (B,) mask (route_target=true)"
                 )
             x = x + self.route(route_target, route_mask)
+        if self.limit is not None:
+            if speed_limit is None or limit_mask is None:
+                raise ValueError("speed_limit: got None, expected (B,) limits and a (B,) mask (speed_limit=true)")
+            x = x + self.limit(speed_limit, speed, limit_mask)
         return self.out(x).view(-1, self.num_tokens, self.lm_hidden)  # (B, S, H_lm)

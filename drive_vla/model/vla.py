@@ -16,7 +16,13 @@ from drive_vla.model.config import DEFAULT_EXPLAIN_QUESTION, ModelConfig
 from drive_vla.model.lm import build_lm
 from drive_vla.model.planner_head import PlannerHead
 from drive_vla.model.prompt import PromptLayout, Seg
-from drive_vla.model.state import SPEED_ONLY_EGO, StateEncoder, ego_status_features, route_target_inputs
+from drive_vla.model.state import (
+    SPEED_ONLY_EGO,
+    StateEncoder,
+    ego_status_features,
+    route_target_inputs,
+    speed_limit_inputs,
+)
 from drive_vla.model.vision import VisionTokenizer
 from drive_vla.types import Batch, Control, Plan, Sample, Trajectory
 
@@ -60,9 +66,13 @@ class DriveVLA(nn.Module):
         self.cfg = cfg
         hidden = int(lm.config.hidden_size)
         self.vision = VisionTokenizer(cfg.vision, hidden)
-        self.state_encoder = StateEncoder(hidden, cfg.state_tokens, route_target=cfg.route_target)
+        self.state_encoder = StateEncoder(
+            hidden, cfg.state_tokens, route_target=cfg.route_target, speed_limit=cfg.speed_limit
+        )
         self.lm = lm
-        self.planner_head = PlannerHead(cfg.planner_head, hidden, route_target=cfg.route_target)
+        self.planner_head = PlannerHead(
+            cfg.planner_head, hidden, route_target=cfg.route_target, speed_limit=cfg.speed_limit
+        )
         self.bev_head = BEVAuxHead(cfg.bev_aux, hidden) if cfg.bev_aux.enabled else None
         self.action_tokenizer = action_tokenizer
         self.control_tokenizer = control_tokenizer if cfg.control_tokens else None
@@ -120,7 +130,8 @@ class DriveVLA(nn.Module):
         vis = self.vision(batch.images.to(dev), memory=memory)  # (B, V, H)
         route, route_mask = route_target_inputs(batch, dev)
         ego, history = self.ego_inputs(batch)
-        state = self.state_encoder(ego, history, batch.command.to(dev), route, route_mask)  # (B, S, H)
+        limit, limit_mask = speed_limit_inputs(batch, dev)
+        state = self.state_encoder(ego, history, batch.command.to(dev), route, route_mask, limit, limit_mask)
         return vis.to(self.dtype), state.to(self.dtype)
 
     def ego_inputs(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,6 +157,8 @@ class DriveVLA(nn.Module):
         inputs = {"speed_mps": batch.ego[:, 0].to(dev), "ego_status": feats}
         if self.cfg.route_target:
             inputs["route_target"], inputs["route_mask"] = route_target_inputs(batch, dev)
+        if self.cfg.speed_limit:
+            inputs["speed_limit"], inputs["limit_mask"] = speed_limit_inputs(batch, dev)
         return inputs
 
     def embed(self, ids: torch.Tensor, visual: torch.Tensor, state: torch.Tensor) -> torch.Tensor:

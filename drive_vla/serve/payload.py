@@ -40,6 +40,8 @@ def request_from_observation(
     }
     if obs.route_target is not None:
         body["route_target"] = [[float(v) for v in p] for p in obs.route_target]
+    if obs.speed_limit_mps is not None:
+        body["speed_limit_mps"] = float(obs.speed_limit_mps)
     if with_calibration:
         body["intrinsics"] = {cam: obs.intrinsics[cam].astype(float).tolist() for cam in CAMERA_NAMES}
         body["extrinsics"] = {cam: obs.extrinsics[cam].astype(float).tolist() for cam in CAMERA_NAMES}

@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from drive_vla.serve.images import MAX_IMAGE_WH, MIN_IMAGE_SIDE_PX, decode_image
-from drive_vla.types import CAMERA_NAMES, HISTORY_STEPS, MAX_ROUTE_TARGET_M, ROUTE_TARGET_POINTS
+from drive_vla.types import CAMERA_NAMES, HISTORY_STEPS, MAX_ROUTE_TARGET_M, MAX_SPEED_LIMIT_MPS, ROUTE_TARGET_POINTS
 
 MAX_TEXT_CHARS = 500  # instruction and question
 
@@ -167,6 +167,13 @@ class PlanRequest(_Strict):
         default=None,
         description=f"the next {ROUTE_TARGET_POINTS} route points [x m, y m] in the ego frame, nearest first; "
         "absent where no route is known",
+    )
+    speed_limit_mps: float | None = Field(
+        default=None,
+        gt=0.0,
+        le=MAX_SPEED_LIMIT_MPS,
+        description="the speed limit where the car is, m/s (a map's or CARLA's get_speed_limit() / 3.6); "
+        "absent where unknown",
     )
 
 

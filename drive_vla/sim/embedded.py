@@ -115,6 +115,7 @@ class EmbeddedWorld(World):
             instruction=self.instruction,
             timestamp_s=self.time_s,
             route_target=usable_route_target(self.route_target(), "observation.route_target"),
+            speed_limit_mps=self.speed_limit_mps(),
         )
 
     def _size(self, width: int | None, height: int | None) -> tuple[int, int]:

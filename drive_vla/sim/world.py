@@ -21,6 +21,7 @@ pose is its rear axle, the nuScenes ego-frame origin):
     world.collision, world.off_road, world.goal_reached, world.done, world.done_reason
     world.command, world.instruction              # the route's navigation command and sentence now
     world.route_target()                          # (2, 2) the next route points in the ego frame
+    world.speed_limit_mps()                       # the cruise speed the road allows here
     world.spawn(...), world.despawn(vehicle)      # traffic management, for scenarios
 
 ``step`` returns a dict with "time_s", "route_completion", "collision" (None | "vehicle" | "static"),
@@ -315,6 +316,12 @@ class World:
         ):
             return instruction_for_command(Command.STRAIGHT)
         return r.instruction
+
+    def speed_limit_mps(self) -> float:
+        """The speed the road allows the ego here, m/s: the episode's cruise speed, capped by the limit of the
+        route's current lane (what the expert aims for before curves and traffic; a map gives it)."""
+        limit = self.road.network.get_lane(self.route.lanes[self.route_piece]).speed_limit
+        return float(min(self.desired_speed_mps, limit if limit else math.inf))
 
     def route_target(self) -> np.ndarray:
         """(ROUTE_TARGET_POINTS, 2) float32: the route planner's next points in the current ego frame."""

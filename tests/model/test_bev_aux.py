@@ -77,7 +77,9 @@ def _with_agents(samples: list[Sample]) -> list[Sample]:
     out = []
     for k, s in enumerate(samples):
         boxes = _boxes((8.0 + 6 * k, 0.0, 4.5, 1.8, 0.0))
-        out.append(dataclasses.replace(s, targets=dataclasses.replace(s.targets, boxes=boxes, future_boxes=(boxes,) * 6)))
+        out.append(
+            dataclasses.replace(s, targets=dataclasses.replace(s.targets, boxes=boxes, future_boxes=(boxes,) * 6))
+        )
     return out
 
 

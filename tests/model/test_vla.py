@@ -320,3 +320,39 @@ def test_route_target_reaches_state_and_head_and_absent_targets_use_the_learned_
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in enc.mlp.parameters())
     plain = DrivingPolicy.build(tiny_config()).model
     assert plain.state_encoder.route is None and plain.planner_head.route_in is None
+
+
+def test_speed_limit_reaches_state_and_head_and_an_unknown_limit_uses_the_learned_vector(tiny_config, samples):
+    """With speed_limit the plan depends on the road's speed limit; where it is unknown (nuScenes) the
+    learned "no limit" vector stands in (whatever the zero-filled value says), and both get gradients."""
+    cfg = tiny_config("speed_limit=true", "output_mode=head", "planner_head.residual_to_constant_velocity=true")
+    model = DrivingPolicy.build(cfg).model.eval()
+    limited = [
+        dataclasses.replace(s, observation=dataclasses.replace(s.observation, speed_limit_mps=10.0 + 3.0 * i))
+        for i, s in enumerate(samples)
+    ]
+    batch = Batch.from_samples(limited)
+    assert batch.speed_limit.tolist() == [10.0, 13.0, 16.0, 19.0] and bool(batch.speed_limit_mask.all())
+    faster = dataclasses.replace(batch, speed_limit=batch.speed_limit + 8.0)
+    hidden = torch.zeros(len(batch), model.hidden_size)
+    with torch.no_grad():
+        a = model.planner_head(hidden, **model.head_inputs(batch))[0]
+        b = model.planner_head(hidden, **model.head_inputs(faster))[0]
+        state, state_faster = model.encode_observations(batch)[1], model.encode_observations(faster)[1]
+    assert not torch.allclose(a, b) and not torch.allclose(state, state_faster)
+    unknown = Batch.from_samples(samples)
+    assert not bool(unknown.speed_limit_mask.any())
+    garbage = dataclasses.replace(unknown, speed_limit=torch.full_like(unknown.speed_limit, 50.0))
+    with torch.no_grad():
+        assert torch.equal(model.encode_observations(unknown)[1], model.encode_observations(garbage)[1])
+        assert torch.equal(
+            model.planner_head(hidden, **model.head_inputs(unknown))[0],
+            model.planner_head(hidden, **model.head_inputs(garbage))[0],
+        )
+    model.train()
+    model.losses(Batch.from_samples(limited[:2] + samples[2:]))["head_l1"].backward()
+    for enc in (model.planner_head.limit_in, model.state_encoder.limit):
+        assert enc.no_limit.grad is not None and enc.no_limit.grad.abs().sum() > 0
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in enc.mlp.parameters())
+    plain = DrivingPolicy.build(tiny_config()).model
+    assert plain.state_encoder.limit is None and plain.planner_head.limit_in is None

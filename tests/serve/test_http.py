@@ -77,6 +77,16 @@ def test_plan_passes_the_route_target_and_refuses_a_far_one(server, good_body, s
     assert r.status_code == 422 and "route_target" in r.text
 
 
+def test_plan_passes_the_speed_limit_and_refuses_a_bad_one(server, good_body, stub_policy):
+    _assert_good(server, good_body)
+    assert stub_policy.last_obs.speed_limit_mps is None
+    _assert_good(server, {**good_body, "speed_limit_mps": 13.9})
+    assert stub_policy.last_obs.speed_limit_mps == pytest.approx(13.9)
+    for bad in (0.0, -5.0, 1e6, "fast"):
+        r = _post(server, "/plan", {**good_body, "speed_limit_mps": bad})
+        assert r.status_code == 422 and "speed_limit_mps" in r.text, bad
+
+
 def test_plan_uses_sent_calibration_and_jpeg(server, make_obs, stub_policy):
     obs = make_obs()
     body = request_from_observation(obs, image_format="jpeg")

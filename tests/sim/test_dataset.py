@@ -135,6 +135,9 @@ def test_make_embedded_writes_a_readable_dataset(tmp_path):
     np.testing.assert_allclose(
         reader.get(reader.tokens[i]).observation.route_target, episode.frames[0].route_target, atol=1e-3
     )
+    # So does the road's speed limit.
+    limit = reader.get(reader.tokens[i]).observation.speed_limit_mps
+    assert limit is not None and limit == pytest.approx(episode.frames[0].speed_limit_mps, abs=1e-3)
 
 
 def test_scene_plan_is_balanced_and_seeded():

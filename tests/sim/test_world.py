@@ -208,3 +208,12 @@ def test_on_a_merge_the_route_targets_change_lanes_before_the_merge_lane_ends(wo
     assert np.array_equal(guided[~on], route.xy[~on])  # everything off the merge piece is the route itself
     world.reset("highway", 3)
     assert np.array_equal(world.route.guidance_xy(world.lanes), world.route.xy)
+
+
+def test_the_embedded_world_reports_the_road_cruise_speed(world):
+    for scenario in ("highway", "intersection"):
+        world.reset(scenario, 7)
+        lane = world.road.network.get_lane(world.route.lanes[world.route_piece])
+        expected = min(world.desired_speed_mps, lane.speed_limit or math.inf)
+        obs = world.observation()
+        assert obs.speed_limit_mps == pytest.approx(expected) and obs.speed_limit_mps > 0
