@@ -16,6 +16,7 @@ import torch
 from drive_vla.config import load_config, missing_keys, read_yaml, save_config
 from drive_vla.model.config import DEFAULT_EXPLAIN_QUESTION, ModelConfig
 from drive_vla.model.lm import load_saved_lm, save_lm_config
+from drive_vla.model.quantize import check_quantize, quantize_model
 from drive_vla.model.vla import DriveVLA
 from drive_vla.types import Batch, Observation, Plan, Trajectory
 
@@ -178,8 +179,13 @@ class DrivingPolicy:
         return cls(DriveVLA.build(cfg, action, make_control_tokenizer(cfg), fit_texts=texts), cfg)
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path, device: str | torch.device = "cpu") -> DrivingPolicy:
+    def from_pretrained(
+        cls, directory: str | Path, device: str | torch.device = "cpu", quantize: str = "none"
+    ) -> DrivingPolicy:
         """Load a policy written by ``save_pretrained`` (offline; no LM source file is needed).
+
+        ``quantize="int8"`` replaces the linear layers by PyTorch's dynamic INT8 ones (CPU only;
+        drive_vla.model.quantize); it is checked before anything is read.
 
         Every file is checked against ``checksums.json`` where the policy has one (``config.yaml`` may be
         edited, but must stay complete).
@@ -194,6 +200,7 @@ class DrivingPolicy:
 
         from drive_vla.tokenizers import ControlTokenizer, load_action_tokenizer
 
+        check_quantize(quantize, device)
         d = Path(directory)
         for need in (CONFIG_FILE, WEIGHTS_FILE, LM_CONFIG_DIR, TEXT_TOKENIZER_DIR, ACTION_TOKENIZER_DIR):
             if not (d / need).exists():
@@ -219,7 +226,7 @@ class DrivingPolicy:
                 f"policy weights: {d / WEIGHTS_FILE}: {type(exc).__name__}: {exc}; expected a complete safetensors "
                 f"file matching {d / CONFIG_FILE}"
             ) from exc
-        return cls(model.to(device), cfg)
+        return cls(quantize_model(model.to(device), quantize), cfg)
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write weights (safetensors), the resolved config, all tokenizers and checksums.json; nothing is pickled."""

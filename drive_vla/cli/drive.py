@@ -56,6 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run seed: Python, NumPy and torch are seeded per route from (seed, route), so runs repeat exactly",
     )
     parser.add_argument(
+        "--quantize",
+        default="none",
+        help="weights of a VLA policy: 'none' (float32) or 'int8' (PyTorch dynamic INT8 linear layers, CPU)",
+    )
+    parser.add_argument(
         "--threads",
         type=int,
         default=1,
@@ -102,7 +107,8 @@ def _agents(args: argparse.Namespace):
                 return load_ego_mlp(d), make_controller("pid", args.controller_config)
             from drive_vla.policy import DrivingPolicy
 
-            return DrivingPolicy.from_pretrained(d), make_controller(args.controller, args.controller_config)
+            policy = DrivingPolicy.from_pretrained(d, quantize=args.quantize)
+            return policy, make_controller(args.controller, args.controller_config)
 
         agents.append((Path(d).name if Path(d).name != "policy" else Path(d).parent.name, load))
     for name in args.baseline:
@@ -179,6 +185,9 @@ def run(args: argparse.Namespace) -> int:
     from drive_vla.suites import load_suite
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from drive_vla.model.quantize import check_quantize
+
+    check_quantize(args.quantize, "cpu", "--quantize")
     if args.policy:
         _fix_torch(args.threads)
     suite = load_suite(args.suite)

@@ -19,12 +19,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_MAX_BODY_BYTES / 2**20,
         help="reject larger request bodies with 413 (default: %(default)s MiB)",
     )
+    parser.add_argument(
+        "--quantize",
+        default="none",
+        help="weights of a VLA policy: 'none' (float32) or 'int8' (PyTorch dynamic INT8 linear layers, CPU)",
+    )
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
 
 def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         print(f"drive-vla serve: --port: got {args.port}, expected 0..65535", file=sys.stderr)
+        return 2
+    from drive_vla.model.quantize import check_quantize
+
+    try:
+        check_quantize(args.quantize, "cpu", "--quantize")
+    except ValueError as exc:
+        print(f"drive-vla serve: {exc}", file=sys.stderr)
         return 2
     if not args.policy.is_dir():
         print(f"drive-vla serve: --policy: {args.policy} is not a directory", file=sys.stderr)
@@ -38,5 +50,6 @@ def run(args: argparse.Namespace) -> int:
         args.port,
         max_body_bytes=int(args.max_body_mb * 2**20),
         log_level=args.log_level,
+        quantize=args.quantize,
     )
     return 0

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from drive_vla.benchmarking import percentile
+from drive_vla.model.quantize import check_quantize, quantize_model
 from drive_vla.types import CAMERA_NAMES, Command, EgoState, Observation
 
 
@@ -24,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--override", action="append", default=[], help="config override KEY=VALUE (repeatable)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     parser.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--quantize", default="none", help="'none' or 'int8' (dynamic INT8 linear layers, CPU)")
     parser.add_argument("--random-init", action="store_true", help="build the LM's real shape with random weights")
     parser.add_argument("--modes", default="tokens,head", help="comma-separated output modes to time")
     parser.add_argument("--explain", action="store_true", help="also time predict with an explanation")
@@ -79,11 +81,34 @@ def _memory_mb(device: torch.device) -> tuple[str, float]:
     return "peak_rss", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def check_device(device: str, dtype: str) -> None:
+    """Raise ValueError naming --device / --dtype when the device does not exist here or lacks bf16 (before
+    any model is built)."""
+    available = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"--device: got {device!r}, expected one of {available}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"--device: got {device!r}, but CUDA is not available here; expected one of {available}")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"--device: got {device!r}, expected one of {available}")
+        if dtype == "bf16" and not torch.cuda.is_bf16_supported():
+            raise ValueError(f"--dtype: got 'bf16', but {device} does not support bfloat16; expected fp32")
+    elif dev.type != "cpu":
+        raise ValueError(f"--device: got {device!r}, expected one of {available}")
+
+
 def run(args: argparse.Namespace) -> list[dict]:
     from drive_vla.config import load_config
     from drive_vla.model.config import ModelConfig
     from drive_vla.policy import DrivingPolicy
 
+    check_device(args.device, args.dtype)
+    check_quantize(args.quantize, args.device, "--quantize")
+    if args.quantize != "none" and args.dtype != "fp32":
+        raise ValueError(f"--quantize: got {args.quantize!r} with --dtype {args.dtype}, expected --dtype fp32")
     if args.threads > 0:
         torch.set_num_threads(args.threads)
         cv2.setNumThreads(args.threads)  # the input resize runs in OpenCV: hold it to the same thread count
@@ -96,6 +121,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     t0 = time.perf_counter()
     # No data here: a "corpus" text tokenizer is fitted to the fixed prompt and label texts only.
     policy = DrivingPolicy.build(cfg, fit_texts=[]).to(device)
+    quantize_model(policy.model, args.quantize)
     build_s = time.perf_counter() - t0
     counts = policy.model.num_parameters()
     rng = np.random.default_rng(0)
@@ -147,6 +173,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                     "input_size": f"{size[1]}x{size[0]}",
                     "device": str(device),
                     "dtype": args.dtype,
+                    "quantize": args.quantize,
                     "params_total_M": counts["total"] / 1e6,
                     "params_vision_M": counts["vision"] / 1e6,
                     "params_lm_M": counts["lm"] / 1e6,

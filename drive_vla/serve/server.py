@@ -14,8 +14,8 @@ import uvicorn
 from drive_vla.serve.app import DEFAULT_MAX_BODY_BYTES, create_app
 
 
-def load_policy(policy_dir: str | Path) -> Any:
-    """``DrivingPolicy.from_pretrained(policy_dir)`` after checking the directory exists."""
+def load_policy(policy_dir: str | Path, quantize: str = "none") -> Any:
+    """``DrivingPolicy.from_pretrained(policy_dir, quantize=...)`` after checking the directory exists."""
     path = Path(policy_dir)
     if not path.is_dir():
         raise ValueError(
@@ -23,7 +23,7 @@ def load_policy(policy_dir: str | Path) -> Any:
         )
     from drive_vla.policy import DrivingPolicy
 
-    return DrivingPolicy.from_pretrained(path)
+    return DrivingPolicy.from_pretrained(path, quantize=quantize)
 
 
 def serve(
@@ -33,6 +33,7 @@ def serve(
     *,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     log_level: str = "info",
+    quantize: str = "none",
 ) -> None:
     """Load the policy saved in ``policy_dir`` and serve it until interrupted (blocking).
 
@@ -42,8 +43,9 @@ def serve(
         port: TCP port.
         max_body_bytes: larger request bodies are answered 413.
         log_level: uvicorn log level.
+        quantize: "none" or "int8" (drive_vla.model.quantize).
     """
-    policy = load_policy(policy_dir)
+    policy = load_policy(policy_dir, quantize)
     app = create_app(policy, model_name=Path(policy_dir).resolve().name, max_body_bytes=max_body_bytes)
     uvicorn.run(app, host=host, port=int(port), log_level=log_level, timeout_keep_alive=30)
 
