@@ -71,3 +71,14 @@ def test_bench_policy_refuses_bad_flags_before_building(tiny_yaml_and_overrides,
 def test_bench_policy_without_cuda_names_the_device_flag(tiny_yaml_and_overrides):
     with pytest.raises(ValueError, match=r"--device: got 'cuda', but CUDA is not available here; expected one of"):
         bench.run(_bench_args(*tiny_yaml_and_overrides, "--device", "cuda", "--dtype", "bf16"))
+
+
+def test_drive_and_serve_refuse_an_unknown_mode_before_loading(tmp_path, capsys):
+    from drive_vla.cli.main import main
+
+    with pytest.raises(ValueError, match=r"--quantize: got 'int4', expected one of"):
+        main(
+            ["drive", "--policy", str(tmp_path), "--suite", "smoke", "--out", str(tmp_path / "o"), "--quantize", "int4"]
+        )
+    assert main(["serve", "--policy", str(tmp_path), "--quantize", "int4"]) == 2
+    assert "--quantize: got 'int4'" in capsys.readouterr().err
