@@ -123,6 +123,7 @@ class DriveVLAAgent(AutonomousAgent):
     def _reset_episode_state(self) -> None:
         self.step_count = 0
         self.error_count = 0
+        self.last_error: str | None = None  # the last frame error, "Type: message" (names the sensor or field)
         self._last_t: float | None = None
         self._last_control = Control()
         self._plan: Plan | None = None
@@ -212,7 +213,7 @@ class DriveVLAAgent(AutonomousAgent):
             self.error_count += 1
             logger.error("drive-vla agent frame %d: %s; braking\n%s", self.step_count, exc, traceback.format_exc())
             control = Control.emergency_brake()
-            record["error"] = f"{type(exc).__name__}: {exc}"
+            record["error"] = self.last_error = f"{type(exc).__name__}: {exc}"
         self._last_control = control
         record["control"] = {"steer": control.steer, "throttle": control.throttle, "brake": control.brake}
         record["carla_steer"] = -control.steer
