@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from drive_vla.serve.app import DEFAULT_MAX_BODY_BYTES
+from drive_vla.serve.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_WAITING, DEFAULT_WAIT_TIMEOUT_S
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +24,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="none",
         help="weights of a VLA policy: 'none' (float32) or 'int8' (PyTorch dynamic INT8 linear layers, CPU)",
     )
+    parser.add_argument(
+        "--max-waiting",
+        type=int,
+        default=DEFAULT_MAX_WAITING,
+        help="requests that may wait for the model at once; one more is answered 503 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--wait-timeout-s",
+        type=float,
+        default=DEFAULT_WAIT_TIMEOUT_S,
+        help="answer 503 to a request that waited this long for the model (default: %(default)s)",
+    )
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
 
 
@@ -38,6 +50,13 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"drive-vla serve: {exc}", file=sys.stderr)
         return 2
+    if args.max_waiting < 0 or not args.wait_timeout_s > 0:
+        print(
+            f"drive-vla serve: --max-waiting/--wait-timeout-s: got {args.max_waiting}/{args.wait_timeout_s}, "
+            "expected >= 0 and > 0",
+            file=sys.stderr,
+        )
+        return 2
     if not args.policy.is_dir():
         print(f"drive-vla serve: --policy: {args.policy} is not a directory", file=sys.stderr)
         return 2
@@ -51,5 +70,7 @@ def run(args: argparse.Namespace) -> int:
         max_body_bytes=int(args.max_body_mb * 2**20),
         log_level=args.log_level,
         quantize=args.quantize,
+        max_waiting=args.max_waiting,
+        wait_timeout_s=args.wait_timeout_s,
     )
     return 0

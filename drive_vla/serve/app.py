@@ -36,13 +36,24 @@ from drive_vla.types import CAMERA_NAMES, HISTORY_STEPS, Command, EgoState, Obse
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 48 * 1024 * 1024  # six 1600x900 PNGs in base64 fit
+DEFAULT_MAX_WAITING = 8  # requests allowed to wait for the model; the next one is answered 503 at once
+DEFAULT_WAIT_TIMEOUT_S = 10.0  # a request that waited this long for the model is answered 503
 BODY_READ_AT = "drive_vla_body_read_at"
 TEMPORAL_MEMORY = "reset before every request (stateless service; send history in the request)"
 _ERRORS = {
     413: {"model": ErrorResponse, "description": "body larger than the limit"},
     422: {"model": ErrorResponse, "description": "invalid request; `fields` names each bad field"},
     500: {"model": ErrorResponse, "description": "the policy failed; the service stays up"},
+    503: {"model": ErrorResponse, "description": "busy: too many requests wait for the model; see Retry-After"},
 }
+
+
+class Busy(RuntimeError):
+    """The model is taken and the wait queue is full, or the wait timed out (answered 503)."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class FieldError(ValueError):
@@ -205,15 +216,34 @@ def to_observation(req: PlanRequest) -> Observation:
 
 
 class PolicyService:
-    """One policy instance shared by all requests; a lock serialises every call into it."""
+    """One policy instance shared by all requests; a lock serialises every call into it.
 
-    def __init__(self, policy: Any, model_name: str) -> None:
+    At most ``max_waiting`` requests wait for the lock, each for at most ``wait_timeout_s``; beyond that a
+    request is refused with ``Busy`` (HTTP 503 with Retry-After) instead of queueing without end. A call
+    that holds the model runs to its end (a thread cannot be stopped safely); the bounded wait is what
+    keeps latency bounded.
+    """
+
+    def __init__(
+        self,
+        policy: Any,
+        model_name: str,
+        max_waiting: int = DEFAULT_MAX_WAITING,
+        wait_timeout_s: float = DEFAULT_WAIT_TIMEOUT_S,
+    ) -> None:
+        if max_waiting < 0:
+            raise ValueError(f"max_waiting: got {max_waiting}, expected >= 0")
+        if not wait_timeout_s > 0:
+            raise ValueError(f"wait_timeout_s: got {wait_timeout_s}, expected > 0")
         self.policy = policy
         self.model_name = model_name
         self.started = time.monotonic()
         self._lock = threading.Lock()
         self._stats_lock = threading.Lock()
-        self.stats = {"served": 0, "rejected": 0, "policy_errors": 0}
+        self.stats = {"served": 0, "rejected": 0, "policy_errors": 0, "busy": 0}
+        self.max_waiting, self.wait_timeout_s = max_waiting, float(wait_timeout_s)
+        self._waiting = 0
+        self._last_call_s = 0.1  # how long the model took last time (for Retry-After)
 
     def count(self, key: str) -> None:
         with self._stats_lock:
@@ -229,7 +259,20 @@ class PolicyService:
     ) -> tuple[Plan, str | None, dict]:
         """Run the policy under the lock: reset, predict and, when asked, reset and explain."""
         t0 = time.perf_counter()
-        with self._lock:
+        with self._stats_lock:
+            if self._waiting >= self.max_waiting and self._lock.locked():
+                self.stats["busy"] += 1
+                raise Busy(f"{self._waiting} requests already wait for the model", self._retry_after())
+            self._waiting += 1
+        try:
+            acquired = self._lock.acquire(timeout=self.wait_timeout_s)
+        finally:
+            with self._stats_lock:
+                self._waiting -= 1
+        if not acquired:
+            self.count("busy")
+            raise Busy(f"waited {self.wait_timeout_s:g} s for the model", self._retry_after())
+        try:
             t1 = time.perf_counter()
             self.policy.reset()
             plan = self._predict(obs)
@@ -244,7 +287,14 @@ class PolicyService:
                 if plan.meta_action is None:  # the meta-action the answer states (labels' sentence rule)
                     plan = dataclasses.replace(plan, meta_action=meta_action_from_text(answer))
             t2 = time.perf_counter()
+            self._last_call_s = t2 - t1
+        finally:
+            self._lock.release()
         return plan, answer, {"wait": (t1 - t0) * 1e3, "policy": (t2 - t1) * 1e3}
+
+    def _retry_after(self) -> int:
+        """Seconds after which the queue ahead should have drained (at least 1)."""
+        return max(1, math.ceil((self._waiting + 1) * self._last_call_s))
 
 
 def _plan_json(plan: Plan) -> dict[str, Any]:
@@ -258,6 +308,8 @@ def create_app(
     *,
     model_name: str | None = None,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_waiting: int = DEFAULT_MAX_WAITING,
+    wait_timeout_s: float = DEFAULT_WAIT_TIMEOUT_S,
 ) -> FastAPI:
     """The FastAPI app serving ``policy``.
 
@@ -266,12 +318,14 @@ def create_app(
             ``reset()`` and, for /explain, ``explain(obs, question) -> str``.
         model_name: reported by /health and in every answer; default: the policy's class name.
         max_body_bytes: larger bodies are answered 413 before parsing.
+        max_waiting: requests that may wait for the model at once; one more is answered 503.
+        wait_timeout_s: a request that waited this long for the model is answered 503.
 
     Returns:
         The app; endpoints POST /plan, POST /explain, GET /health, docs at /docs and /openapi.json.
     """
     name = model_name or str(getattr(policy, "name", "") or type(policy).__name__)
-    service = PolicyService(policy, name)
+    service = PolicyService(policy, name, max_waiting=max_waiting, wait_timeout_s=wait_timeout_s)
     app = FastAPI(
         title="drive-vla plan and rationale service",
         version="1",
@@ -311,6 +365,10 @@ def create_app(
         t_decode = time.perf_counter()
         try:
             plan, answer, timings = service.plan(obs, question, explain)
+        except Busy as exc:
+            response = _error(503, "busy", f"the model is busy: {exc}; retry later")
+            response.headers["Retry-After"] = str(exc.retry_after_s)
+            return response
         except NotImplementedError as exc:
             return _error(501, "not_supported", f"the policy cannot do this: {exc}")
         except Exception as exc:  # a policy failure must not take the service down
@@ -353,6 +411,7 @@ def create_app(
             "requests_served": stats["served"],
             "requests_rejected": stats["rejected"],
             "policy_errors": stats["policy_errors"],
+            "requests_busy": stats["busy"],
             "temporal_memory": TEMPORAL_MEMORY,
         }
 

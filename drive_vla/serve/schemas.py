@@ -230,6 +230,7 @@ class HealthResponse(BaseModel):
     requests_served: int = Field(description="successful /plan and /explain answers")
     requests_rejected: int = Field(description="/plan and /explain requests answered 4xx")
     policy_errors: int = Field(description="/plan and /explain requests answered 500")
+    requests_busy: int = Field(default=0, description="/plan and /explain requests answered 503 (model busy)")
     temporal_memory: str = Field(description="how the policy's temporal memory is handled between requests")
 
 

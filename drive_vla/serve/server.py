@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import uvicorn
 
-from drive_vla.serve.app import DEFAULT_MAX_BODY_BYTES, create_app
+from drive_vla.serve.app import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_WAITING, DEFAULT_WAIT_TIMEOUT_S, create_app
 
 
 def load_policy(policy_dir: str | Path, quantize: str = "none") -> Any:
@@ -34,6 +34,8 @@ def serve(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     log_level: str = "info",
     quantize: str = "none",
+    max_waiting: int = DEFAULT_MAX_WAITING,
+    wait_timeout_s: float = DEFAULT_WAIT_TIMEOUT_S,
 ) -> None:
     """Load the policy saved in ``policy_dir`` and serve it until interrupted (blocking).
 
@@ -44,9 +46,16 @@ def serve(
         max_body_bytes: larger request bodies are answered 413.
         log_level: uvicorn log level.
         quantize: "none" or "int8" (drive_vla.model.quantize).
+        max_waiting, wait_timeout_s: the bounded wait for the model (beyond it: 503 with Retry-After).
     """
     policy = load_policy(policy_dir, quantize)
-    app = create_app(policy, model_name=Path(policy_dir).resolve().name, max_body_bytes=max_body_bytes)
+    app = create_app(
+        policy,
+        model_name=Path(policy_dir).resolve().name,
+        max_body_bytes=max_body_bytes,
+        max_waiting=max_waiting,
+        wait_timeout_s=wait_timeout_s,
+    )
     uvicorn.run(app, host=host, port=int(port), log_level=log_level, timeout_keep_alive=30)
 
 

@@ -330,3 +330,57 @@ def test_health_answers_while_the_model_is_busy(good_body):
         finally:
             release.set()
             worker.join(10)
+
+
+def test_a_full_wait_queue_answers_503_with_retry_after_and_a_long_wait_times_out(good_body):
+    """One request holds the model; with max_waiting=1 one more may wait, the next is refused at once, and
+    the waiting one is refused when its wait times out. /health counts them; the server keeps serving."""
+    from drive_vla.serve import BackgroundServer, create_app
+
+    release, entered = threading.Event(), threading.Event()
+
+    class BlockingPolicy:
+        def reset(self) -> None:
+            pass
+
+        def predict(self, obs):
+            entered.set()
+            release.wait(10)
+            return StubLikePlan.make(obs)
+
+    class StubLikePlan:
+        @staticmethod
+        def make(obs):
+            from drive_vla.types import Plan, Trajectory
+
+            t = np.arange(1, 7, dtype=np.float32)[:, None] * np.array([[2.0, 0.0]], np.float32)
+            return Plan(trajectory=Trajectory(t))
+
+    app = create_app(BlockingPolicy(), model_name="blocking", max_waiting=1, wait_timeout_s=1.0)
+    with BackgroundServer(app) as srv:
+        results: dict[str, httpx.Response] = {}
+
+        def post(key: str) -> None:
+            results[key] = httpx.post(srv.url + "/plan", json=good_body, timeout=30)
+
+        holder = threading.Thread(target=post, args=("holder",))
+        holder.start()
+        try:
+            assert entered.wait(10)
+            waiter = threading.Thread(target=post, args=("waiter",))
+            waiter.start()
+            deadline = threading.Event()
+            while app.state.service._waiting < 1 and not deadline.wait(0.01):
+                pass
+            refused = httpx.post(srv.url + "/plan", json=good_body, timeout=5)
+            assert refused.status_code == 503 and refused.json()["error"] == "busy"
+            assert int(refused.headers["Retry-After"]) >= 1
+            waiter.join(10)
+            assert results["waiter"].status_code == 503 and "waited 1 s" in results["waiter"].json()["message"]
+        finally:
+            release.set()
+            holder.join(10)
+        assert results["holder"].status_code == 200
+        health = httpx.get(srv.url + "/health", timeout=5).json()
+        assert health["requests_busy"] == 2 and health["requests_served"] == 1
+        assert httpx.post(srv.url + "/plan", json=good_body, timeout=10).status_code == 200
