@@ -252,26 +252,3 @@ def run_campaign(cases: int, seed: int = 0, repo: Path | None = None) -> Campaig
             agent_log.setLevel(level)
     result.seconds = time.perf_counter() - t0
     return result
-
-
-def add_arguments(parser: Any) -> None:
-    """``drive-vla bench robustness`` flags."""
-    parser.add_argument("--cases", type=int, default=1000, help="generated cases (each: valid, faulty, valid frames)")
-    parser.add_argument("--seed", type=int, default=0, help="campaign seed (the same seed draws the same cases)")
-
-
-def run(args: Any) -> list[dict[str, Any]]:
-    """The campaign as table rows: the totals, then one row per fault kind."""
-    if args.cases < 1:
-        raise ValueError(f"--cases: got {args.cases}, expected >= 1")
-    result = run_campaign(args.cases, args.seed)
-    command = f"drive-vla bench robustness --cases {args.cases} --seed {args.seed}"
-    rows = [{"campaign": "leaderboard agent, sensor faults", **result.as_row(), "command": command}]
-    for fault, n in sorted(result.per_fault.items()):
-        kind = "brake" if fault in BRAKE_FAULTS else "drive on"
-        rows.append(
-            {"campaign": f"  {fault} ({kind})", "cases": n, "recovery_frames_max": result.slow_recoveries.get(fault, 1)}
-        )
-    for line in result.examples[:20]:
-        rows.append({"campaign": f"  failure: {line}"})
-    return rows

@@ -35,7 +35,11 @@ def test_the_campaign_counts_what_a_broken_agent_does(monkeypatch):
 
 
 def test_bench_verb_refuses_zero_cases():
+    from drive_vla import robustness
+
     parser = argparse.ArgumentParser()
-    fuzz.add_arguments(parser)
+    robustness.add_arguments(parser)
     with pytest.raises(ValueError, match="--cases: got 0"):
-        fuzz.run(parser.parse_args(["--cases", "0"]))
+        robustness.run(parser.parse_args(["--cases", "0"]))
+    with pytest.raises(ValueError, match="--requests-per-operation: got 0"):
+        robustness.run(parser.parse_args(["--requests-per-operation", "0"]))
