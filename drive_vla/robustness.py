@@ -2,7 +2,9 @@
 
 - sensor faults through the leaderboard agent (``carla_agents.fuzz``): cases, crashes, brakes, recovery;
 - generated HTTP requests from the service's own OpenAPI document (``drive_vla.serve.api_fuzz``): requests,
-  5xx, 4xx bodies that do not name a field, /health afterwards.
+  5xx, 4xx bodies that do not name a field, /health afterwards;
+- a bounded loopback load test of POST /plan with locust (``drive_vla.serve.load``): throughput, p50/p99,
+  failures, for a policy directory or, by default, the tiny VLA with random weights (the same arithmetic).
 
 Both draw their cases with hypothesis (a test extra: ``pip install -e ".[dev]"``).
 """
@@ -17,6 +19,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cases", type=int, default=1000, help="sensor-fault cases (valid, faulty, valid frames)")
     parser.add_argument("--requests-per-operation", type=int, default=500, help="generated requests per HTTP operation")
     parser.add_argument("--seed", type=int, default=0, help="sensor campaign seed (the same seed, the same cases)")
+    parser.add_argument("--load-users", type=int, default=8, help="concurrent locust clients on /plan")
+    parser.add_argument("--load-seconds", type=int, default=30, help="length of the load test")
+    parser.add_argument("--load-policy", default="", help="policy directory to serve (default: tiny, random weights)")
+    parser.add_argument("--load-config", default="configs/model/tiny.yaml", help="model config without --load-policy")
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -28,9 +34,11 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             raise ValueError(f"{flag}: got {value}, expected >= 1")
     sensor = run_campaign(args.cases, args.seed)
     http = run_api_campaign(args.requests_per_operation)
+    load, served = _load(args)
     command = (
         f"drive-vla bench robustness --cases {args.cases} --requests-per-operation "
-        f"{args.requests_per_operation} --seed {args.seed}"
+        f"{args.requests_per_operation} --seed {args.seed} --load-users {args.load_users} "
+        f"--load-seconds {args.load_seconds}" + (f" --load-policy {args.load_policy}" if args.load_policy else "")
     )
     rows: list[dict[str, Any]] = [
         {
@@ -54,6 +62,20 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             "command": command,
         },
     ]
+    rows.append(
+        {
+            "campaign": f"load: POST /plan, {load['users']} clients, {load['seconds']} s, {served}",
+            "cases": load["requests"],
+            "crashes": 0,
+            "failures": load["failures"],
+            "seconds": load["seconds"],
+            "throughput_rps": load["throughput_rps"],
+            "p50_ms": load["p50_ms"],
+            "p99_ms": load["p99_ms"],
+            "busy_503": load["busy_503"],
+            "command": command,
+        }
+    )
     for fault, n in sorted(sensor.per_fault.items()):
         kind = "brake" if fault in BRAKE_FAULTS else "drive on"
         rows.append(
@@ -61,3 +83,25 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         )
     rows += [{"campaign": f"  failure: {line}"} for line in (sensor.examples + http.examples)[:20]]
     return rows
+
+
+def _load(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    import numpy as np
+    import torch
+
+    from drive_vla.config import load_config
+    from drive_vla.model.bench import synthetic_observation
+    from drive_vla.model.config import ModelConfig
+    from drive_vla.policy import DrivingPolicy
+    from drive_vla.serve.load import run_load_test
+
+    torch.set_num_threads(1)  # the service computes one plan at a time; the clients share the machine
+    if args.load_policy:
+        policy, served = DrivingPolicy.from_pretrained(args.load_policy), args.load_policy
+    else:
+        cfg = load_config(ModelConfig, args.load_config)
+        torch.manual_seed(0)
+        policy, served = DrivingPolicy.build(cfg, fit_texts=[]), f"{args.load_config} (random weights)"
+    hw = tuple(int(v) for v in policy.config.vision.image_hw)
+    obs = synthetic_observation(np.random.default_rng(0), hw)
+    return run_load_test(policy, obs, args.load_users, args.load_seconds), served
