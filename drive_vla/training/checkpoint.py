@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from pathlib import Path
@@ -25,6 +26,16 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, p)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno == errno.ENOSPC:
+            kept = f"the previous {p.name} is intact" if p.exists() else f"no earlier {p.name} existed"
+            raise OSError(
+                errno.ENOSPC,
+                f"checkpoint {p}: no space left on the device while writing it; {kept}; free space "
+                "and resume the run with --resume",
+            ) from exc
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

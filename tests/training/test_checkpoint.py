@@ -69,3 +69,23 @@ def test_training_crash_during_checkpoint_write_then_resume(
     assert torch.load(last, map_location="cpu", weights_only=True)["global_step"] == 2
     result = train(cfg, tmp_path / "run", resume=True, train_samples=tiny_samples[:8])
     assert torch.load(result.last_checkpoint, map_location="cpu", weights_only=True)["global_step"] == 4
+
+
+def test_a_full_disk_gives_a_clear_error_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    import errno
+
+    path = tmp_path / "last.ckpt"
+    atomic_torch_save({"step": torch.tensor(1)}, path)
+
+    def full_disk(obj, fh, *args, **kwargs):
+        fh.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ckpt_mod.torch, "save", full_disk)
+    with pytest.raises(
+        OSError, match=r"checkpoint .*last\.ckpt: no space left .*the previous last\.ckpt is intact"
+    ) as err:
+        atomic_torch_save({"step": torch.tensor(2)}, path)
+    assert err.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True)["step"].item() == 1 and not list(tmp_path.glob("*.tmp"))
