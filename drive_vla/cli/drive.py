@@ -56,6 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run seed: Python, NumPy and torch are seeded per route from (seed, route), so runs repeat exactly",
     )
     parser.add_argument(
+        "--ensemble",
+        action="store_true",
+        help="drive one planner that averages the plans of every --policy (e.g. three training seeds)",
+    )
+    parser.add_argument(
         "--quantize",
         default="none",
         help="weights of a VLA policy: 'none' (float32) or 'int8' (PyTorch dynamic INT8 linear layers, CPU)",
@@ -99,6 +104,19 @@ def _agents(args: argparse.Namespace):
     for d in args.policy:
         if not Path(d).is_dir():
             raise ValueError(f"--policy: {d} is not a directory (expected an exported policy)")
+    if args.ensemble:
+        if len(args.policy) < 2:
+            raise ValueError(f"--ensemble: got {len(args.policy)} --policy, expected at least 2 VLA policies")
+
+        def ensemble(env):
+            from drive_vla.ensemble import EnsemblePlanner
+            from drive_vla.policy import DrivingPolicy
+
+            members = [DrivingPolicy.from_pretrained(d, quantize=args.quantize) for d in args.policy]
+            return EnsemblePlanner(members), make_controller(args.controller, args.controller_config)
+
+        agents.append((f"ensemble-of-{len(args.policy)}", ensemble))
+    for d in [] if args.ensemble else args.policy:
 
         def load(env, d=d):
             from drive_vla.baselines.ego_mlp import CONFIG_FILE, load_ego_mlp
