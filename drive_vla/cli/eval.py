@@ -42,6 +42,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--cache-dir", default=None, help="reader cache folder")
     p.add_argument("--explain", action="store_true", help="also ask policies for explanations (slow)")
     p.add_argument("--panels", type=int, default=9, help="BEV panels in bev.png")
+    p.add_argument(
+        "--quantize",
+        action="append",
+        default=[],
+        metavar="MODE",
+        help="also evaluate every --policy with these weights, e.g. int8 (named policy:DIR+int8; repeatable)",
+    )
     from drive_vla.cli import eval_qa
 
     eval_qa.add_parser(sub)
@@ -62,10 +69,16 @@ def _planners(args: argparse.Namespace) -> dict:
 
         name, _, path = spec.partition("=")
         add(f"baseline:{name}", make_baseline(name, path or None))
+    from drive_vla.model.quantize import check_quantize
+
+    for mode in args.quantize:
+        check_quantize(mode, "cpu", "--quantize")
     for d in args.policy:
         from drive_vla.policy import DrivingPolicy
 
         add(f"policy:{Path(d).name or d}", DrivingPolicy.from_pretrained(d))
+        for mode in args.quantize:
+            add(f"policy:{Path(d).name or d}+{mode}", DrivingPolicy.from_pretrained(d, quantize=mode))
     return planners
 
 

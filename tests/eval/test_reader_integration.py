@@ -66,3 +66,33 @@ def test_real_keyframe_boxes_come_back_in_the_lidar_frame(keyframe_dir, tmp_path
     l2e = reader.lidar2ego(0)
     expected = (np.stack([[2.0, 4, 6, 8], np.zeros(4), np.zeros(4)], 1) - l2e[:3, 3] + l2e[:3, 3]) @ l2e[:3, :3]
     assert run.gt.xy[0][:4] == pytest.approx(expected[:, :2], abs=1e-5)
+
+
+def test_cli_evaluates_a_policy_beside_its_int8_copy(tmp_path):
+    import torch
+
+    from drive_vla.config import load_config
+    from drive_vla.model.config import ModelConfig
+    from drive_vla.policy import DrivingPolicy
+
+    root = tmp_path / "ns"
+    nuscenes_factory.write_synthetic_dataset(root, scenes=2, n_keyframes=10)
+    repo = Path(__file__).resolve().parents[2]
+    cfg = load_config(
+        ModelConfig,
+        repo / "configs/model/tiny.yaml",
+        ["lm.text_tokenizer=byte", "lm.hidden_size=32", "lm.intermediate_size=64", "vision.image_hw=[18, 32]"]
+        + ["vision.backbone=lcnet_035", "vision.dim=32", "vision.num_queries=2", "output_mode=head"],
+    )
+    torch.manual_seed(0)
+    DrivingPolicy.build(cfg).save_pretrained(tmp_path / "p")
+    out = tmp_path / "out"
+    args = ["eval", "open-loop", "--policy", str(tmp_path / "p"), "--quantize", "int8", "--dataroot", str(root)]
+    args += ["--version", "v1.0-synthetic", "--split", "val", "--out", str(out), "--image-size", "32x18"]
+    assert main(args) == 0
+    models = json.loads((out / "metrics.json").read_text())["models"]
+    assert set(models) == {"policy:p", "policy:p+int8"}
+    a, b = (models[k]["stp3"]["l2_m"]["avg"] for k in ("policy:p", "policy:p+int8"))
+    assert np.isfinite(b) and abs(a - b) < 0.05 * max(1.0, a)
+    with pytest.raises(ValueError, match="--quantize: got 'int3'"):
+        main([a if a != "int8" else "int3" for a in args])
