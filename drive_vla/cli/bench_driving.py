@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 
 from drive_vla.cli.demo import Stage, _run_verb
+from drive_vla.eval.bootstrap import format_ci
 
 FIXED_BASELINES = ("expert", "constant_velocity", "constant_turn_rate")
+REFERENCE = "constant_velocity"  # every planner's per-route score is also compared to this one, paired
 METRICS = ("driving_score", "route_completion", "success_rate", "collisions_per_route")
 
 
@@ -47,7 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reuse",
         action="store_true",
-        help="keep the dataset and the exported policies already in --out (drive again, train nothing twice)",
+        help="keep the dataset, the exported policies and the drive reports already in --out (recompute the table)",
     )
 
 
@@ -83,7 +85,25 @@ def _seed_metrics(model: dict[str, Any]) -> dict[str, Any]:
         "success_rate": model["success_rate"],
         "collisions_per_route": ci["collisions"]["mean"],
         "ci95": ci,
+        "route_scores": {r["route_id"]: float(r["driving_score"]) for r in model.get("routes", [])},
     }
+
+
+def seed_mean_ci(seeds: dict[int, dict[str, Any]], reference: dict[str, float] | None = None) -> dict[str, Any]:
+    """95 % bootstrap intervals over routes of the seed-averaged driving score (each route's score averaged
+    over the training seeds first) and, given a ``reference`` planner's route scores, of the paired
+    per-route difference to it. Empty when a seed lacks per-route scores."""
+    from drive_vla.eval.bootstrap import bootstrap_mean_ci
+
+    per_seed = [s.get("route_scores") or {} for s in seeds.values()]
+    routes = sorted(set.intersection(*(set(r) for r in per_seed))) if per_seed else []
+    if not routes:
+        return {}
+    mean = np.array([np.mean([r[k] for r in per_seed]) for k in routes])
+    out: dict[str, Any] = {"seed_mean": bootstrap_mean_ci(mean)}
+    if reference and all(k in reference for k in routes):
+        out["minus_reference"] = bootstrap_mean_ci(mean - np.array([reference[k] for k in routes]))
+    return out
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -102,9 +122,12 @@ def spread(values: list[float]) -> dict[str, float]:
 def aggregate(per_seed: dict[str, dict[int, dict[str, Any]]]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Planner -> {seed: drive metrics} -> (table rows, JSON summary with spreads and per-seed intervals)."""
     rows, summary = [], {}
+    reference = next(iter(per_seed.get(REFERENCE, {}).values()), {}).get("route_scores")
     for planner, seeds in per_seed.items():
         stats = {m: spread([s[m] for s in seeds.values()]) for m in METRICS}
         summary[planner] = {"seeds": sorted(seeds), "spread": stats, "per_seed": {str(k): v for k, v in seeds.items()}}
+        cis = seed_mean_ci(seeds, reference if planner != REFERENCE else None)
+        summary[planner].update(cis)
         row: dict[str, Any] = {"planner": planner, "seeds": len(seeds)}
         for m in METRICS:
             row[f"{m} mean"] = stats[m]["mean"]
@@ -114,6 +137,10 @@ def aggregate(per_seed: dict[str, dict[int, dict[str, Any]]]) -> tuple[list[dict
         row["DS 95% CI per seed"] = "; ".join(
             f"{k}: [{v['ci95']['driving_score']['low']:.1f}, {v['ci95']['driving_score']['high']:.1f}]"
             for k, v in sorted(seeds.items())
+        )
+        row["DS of the seed mean, 95% CI"] = format_ci(cis["seed_mean"]) if cis else ""
+        row[f"DS minus {REFERENCE}, paired 95% CI"] = (
+            format_ci(cis["minus_reference"]) if "minus_reference" in cis else ""
         )
         rows.append(row)
     return rows, summary
@@ -135,6 +162,8 @@ def _compact(rows: list[dict[str, Any]]) -> str:
                 "success %": cell(r, "success_rate"),
                 "collisions/route": cell(r, "collisions_per_route", 2),
                 "DS 95% CI per seed": r["DS 95% CI per seed"],
+                "DS of the seed mean, 95% CI": r["DS of the seed mean, 95% CI"],
+                f"minus {REFERENCE}, paired 95% CI": r[f"DS minus {REFERENCE}, paired 95% CI"],
             }
             for r in rows
         ]
@@ -185,13 +214,19 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     for s in args.seeds:
         drive_out = out / "drive" / f"seed{s}"
         policies = [out / f"seed{s}" / run_dir / "policy" for run_dir in labels]
-        stage(f"seed {s}: drive {args.suite}", _drive_argv(args, drive_out, policies, []), f"drive_seed{s}.log")
+        argv = _drive_argv(args, drive_out, policies, [])
+        stage(f"seed {s}: drive {args.suite}", argv, f"drive_seed{s}.log", drive_out / "drive_report.json")
         report = json.loads((drive_out / "drive_report.json").read_text())
         for run_dir, label in labels.items():
             per_seed.setdefault(label, {})[s] = _seed_metrics(report["models"][run_dir])
     drive_out = out / "drive" / "baselines"
     argv = _drive_argv(args, drive_out, [], list(FIXED_BASELINES))
-    stage(f"drive {args.suite}: {', '.join(FIXED_BASELINES)}", argv, "drive_baselines.log")
+    stage(
+        f"drive {args.suite}: {', '.join(FIXED_BASELINES)}",
+        argv,
+        "drive_baselines.log",
+        drive_out / "drive_report.json",
+    )
     report = json.loads((drive_out / "drive_report.json").read_text())
     for name in FIXED_BASELINES:  # no training seed: one drive, spread 0
         per_seed[name] = {args.seeds[0]: _seed_metrics(report["models"][name])}

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from drive_vla.cli.bench_driving import aggregate, spread
+from drive_vla.cli.bench_driving import aggregate, seed_mean_ci, spread
 from drive_vla.cli.main import main
 
 
@@ -25,6 +25,28 @@ def test_aggregate_rows_and_per_seed_intervals():
     assert rows[0]["driving_score mean"] == 60.0 and rows[0]["driving_score max"] == 70.0
     assert rows[0]["DS 95% CI per seed"] == "0: [0.0, 2.0]; 1: [0.0, 2.0]"
     assert summary["vla"]["per_seed"]["1"]["driving_score"] == 70.0
+
+
+def test_seed_mean_interval_averages_routes_over_seeds_and_pairs_with_the_reference():
+    seeds = {
+        0: {"route_scores": {"a": 100.0, "b": 0.0, "c": 50.0}},
+        1: {"route_scores": {"a": 80.0, "b": 20.0, "c": 50.0}},
+    }
+    out = seed_mean_ci(seeds, reference={"a": 40.0, "b": 10.0, "c": 50.0})
+    assert out["seed_mean"]["mean"] == pytest.approx(50.0) and out["seed_mean"]["n"] == 3
+    assert out["minus_reference"]["mean"] == pytest.approx((50.0 + 0.0 + 0.0) / 3)
+    assert out["minus_reference"]["low"] <= out["minus_reference"]["mean"] <= out["minus_reference"]["high"]
+    assert seed_mean_ci({0: {"route_scores": {}}}) == {} and "minus_reference" not in seed_mean_ci(seeds)
+    ci = {k: {"mean": 1.0, "low": 0.0, "high": 2.0} for k in ("driving_score", "route_completion", "collisions")}
+    base = {"driving_score": 50.0, "route_completion": 60.0, "success_rate": 0.0, "collisions_per_route": 1.0}
+    rows, summary = aggregate(
+        {
+            "vla": {s: {**base, "ci95": ci, **v} for s, v in seeds.items()},
+            "constant_velocity": {0: {**base, "ci95": ci, "route_scores": {"a": 40.0, "b": 10.0, "c": 50.0}}},
+        }
+    )
+    assert rows[0]["DS minus constant_velocity, paired 95% CI"].startswith("16.7 [")
+    assert rows[1]["DS minus constant_velocity, paired 95% CI"] == "" and summary["vla"]["seed_mean"]["n"] == 3
 
 
 @pytest.mark.slow
@@ -58,5 +80,6 @@ def test_bench_driving_end_to_end(tmp_path, capsys):
     stamp = weights.stat().st_mtime_ns
     assert main([*argv, "--reuse"]) == 0
     assert weights.stat().st_mtime_ns == stamp and "reused" in capsys.readouterr().out
+    assert "seed_mean" in planners["vla"] and "minus_reference" in planners["vla"]
     again = json.loads((out / "bench_driving.json").read_text())["planners"]
     assert again["vla"]["spread"] == planners["vla"]["spread"]
