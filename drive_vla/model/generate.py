@@ -192,7 +192,7 @@ def plan_batch(
             for _ in range(b)
         ]
         head_w = model.lm.get_output_embeddings()
-        text_mask = lay.text_logit_mask(head_w.weight.shape[0], ids.device)
+        text_mask = lay.text_logit_mask(head_w.out_features, ids.device)  # nn.Linear or its INT8 form
         logits = head_w(last).float()  # (B, V)
         next_pos = lengths.clone()
         while True:

@@ -49,9 +49,12 @@ def _bench_args(yaml_path, overrides, *extra: str) -> argparse.Namespace:
     )
 
 
-def test_bench_policy_times_the_int8_model(tiny_yaml_and_overrides):
-    rows = bench.run(_bench_args(*tiny_yaml_and_overrides, "--quantize", "int8"))
-    assert [r["quantize"] for r in rows] == ["int8"] and rows[0]["p50_ms"] > 0
+def test_bench_policy_times_the_int8_model_in_both_modes(tiny_yaml_and_overrides):
+    args = _bench_args(*tiny_yaml_and_overrides, "--quantize", "int8")
+    args.modes = "tokens,head"  # tokens mode decodes through the quantized LM head
+    rows = bench.run(args)
+    assert [r["quantize"] for r in rows] == ["int8", "int8"] and all(r["p50_ms"] > 0 for r in rows)
+    assert rows[0]["generated_tokens"] > 0
 
 
 @pytest.mark.parametrize(
