@@ -116,11 +116,15 @@ def _finite_plan(plan: Any) -> Plan:
     return plan
 
 
-def safe_plan(planner: Planner, obs: Observation | None) -> tuple[Plan | None, str | None, float]:
-    """Ask the planner; never raises. Returns (plan or None, error text or None, milliseconds)."""
+def safe_plan(
+    planner: Planner, obs: Observation | None, obs_error: str | None = None
+) -> tuple[Plan | None, str | None, float]:
+    """Ask the planner; never raises. Returns (plan or None, error text or None, milliseconds).
+
+    ``obs_error``: why the backend could not build the observation (it names the field), for the log."""
     t0 = time.perf_counter()
     if obs is None:
-        return None, "no observation (sensor data missing or invalid)", 0.0
+        return None, f"no observation ({obs_error or 'sensor data missing or invalid'})", 0.0
     try:
         plan = _finite_plan(planner.predict_batch([obs])[0])
         return plan, None, 1000.0 * (time.perf_counter() - t0)
@@ -203,6 +207,7 @@ def run_episode(
         record = RouteRecord(route_id, 0.0, (), status="failed")
         return EpisodeResult(record, route_score(record), [], {"route_id": route_id, "error": str(exc)})
     ego = obs.ego
+    obs_error: str | None = None  # the backend's reason for a missing observation (StepResult.info)
     plan: Plan | None = None
     steps: list[dict[str, Any]] = []
     infractions: list[Infraction] = []
@@ -215,7 +220,7 @@ def run_episode(
     for k in range(n_steps):
         entry: dict[str, Any] = {"step": k}
         if k % every_policy == 0:
-            new_plan, error, ms = safe_plan(planner, obs)
+            new_plan, error, ms = safe_plan(planner, obs, obs_error)
             policy_ms.append(ms)
             if error:
                 n_errors += 1
@@ -246,6 +251,7 @@ def run_episode(
         info = result.info
         if result.observation is not None or observes:
             obs = result.observation  # a planner that does not observe keeps the last observation
+            obs_error = info.get("observation_error")
         ego = info.get("ego") or (obs.ego if obs is not None else ego)
         speed = float(info.get("speed_mps", ego.speed_mps))
         distance_m += abs(speed) * dt

@@ -1,6 +1,7 @@
 """`drive-vla bench robustness`: the fault campaigns in one table.
 
 - sensor faults through the leaderboard agent (``carla_agents.fuzz``): cases, crashes, brakes, recovery;
+- observation faults through the shared drive loop with the embedded backend (``drive_vla.sim.loop_fuzz``);
 - generated HTTP requests from the service's own OpenAPI document (``drive_vla.serve.api_fuzz``): requests,
   5xx, 4xx bodies that do not name a field, /health afterwards;
 - a bounded loopback load test of POST /plan with locust (``drive_vla.serve.load``): throughput, p50/p99,
@@ -17,6 +18,9 @@ from typing import Any
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cases", type=int, default=1000, help="sensor-fault cases (valid, faulty, valid frames)")
+    parser.add_argument(
+        "--loop-cases", type=int, default=1000, help="faulty observations through the drive loop (embedded world)"
+    )
     parser.add_argument("--requests-per-operation", type=int, default=500, help="generated requests per HTTP operation")
     parser.add_argument("--seed", type=int, default=0, help="sensor campaign seed (the same seed, the same cases)")
     parser.add_argument("--load-users", type=int, default=8, help="concurrent locust clients on /plan")
@@ -28,15 +32,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     from carla_agents.fuzz import BRAKE_FAULTS, run_campaign
     from drive_vla.serve.api_fuzz import run_api_campaign
+    from drive_vla.sim.loop_fuzz import run_loop_campaign
 
-    for flag, value in (("--cases", args.cases), ("--requests-per-operation", args.requests_per_operation)):
+    checks = (("--cases", args.cases), ("--loop-cases", args.loop_cases))
+    for flag, value in (*checks, ("--requests-per-operation", args.requests_per_operation)):
         if value < 1:
             raise ValueError(f"{flag}: got {value}, expected >= 1")
     sensor = run_campaign(args.cases, args.seed)
+    loop = run_loop_campaign(args.loop_cases, args.seed)
     http = run_api_campaign(args.requests_per_operation)
     load, served = _load(args)
     command = (
-        f"drive-vla bench robustness --cases {args.cases} --requests-per-operation "
+        f"drive-vla bench robustness --cases {args.cases} --loop-cases {args.loop_cases} --requests-per-operation "
         f"{args.requests_per_operation} --seed {args.seed} --load-users {args.load_users} "
         f"--load-seconds {args.load_seconds}" + (f" --load-policy {args.load_policy}" if args.load_policy else "")
     )
@@ -49,6 +56,16 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             "recovery_frames_max": sensor.recovery_frames_max,
             "kinds": len(sensor.per_fault),
             "seconds": round(sensor.seconds, 2),
+            "command": command,
+        },
+        {
+            "campaign": "observation faults, drive loop + embedded world",
+            "cases": loop.cases,
+            "crashes": loop.crashes,
+            "failures": loop.brake_failures + loop.unnamed_faults + loop.refusal_failures + loop.recovery_failures,
+            "recovery_frames_max": loop.recovery_steps_max,
+            "kinds": len(loop.per_fault),
+            "seconds": round(loop.seconds, 2),
             "command": command,
         },
         {
@@ -81,7 +98,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         rows.append(
             {"campaign": f"  {fault} ({kind})", "cases": n, "recovery_frames_max": sensor.slow_recoveries.get(fault, 1)}
         )
-    rows += [{"campaign": f"  failure: {line}"} for line in (sensor.examples + http.examples)[:20]]
+    rows += [{"campaign": f"  failure: {line}"} for line in (sensor.examples + loop.examples + http.examples)[:20]]
     return rows
 
 
