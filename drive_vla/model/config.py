@@ -172,6 +172,8 @@ class ModelConfig:
         output_mode: which output drives: "tokens" (decoded waypoint tokens) or "head" (planner head; one
             forward pass, no decoding).
         max_explanation_tokens: cap on generated explanation/answer tokens.
+        reuse_system_kv: compute the system prompt's KV cache once and prefill only the rest of each prompt
+            (the outputs equal a full recompute; off: every call prefills the whole prompt).
         system_prompt: text at the start of every prompt.
         dtype: parameter dtype, "float32" or "bfloat16".
     """
@@ -190,6 +192,7 @@ class ModelConfig:
     bev_aux: BEVAuxConfig = field(default_factory=BEVAuxConfig)
     output_mode: Literal["tokens", "head"] = "tokens"
     max_explanation_tokens: int = 48
+    reuse_system_kv: bool = True
     system_prompt: str = "You are a driving assistant. Plan the next 3 seconds."
     dtype: Literal["float32", "bfloat16"] = "float32"
 

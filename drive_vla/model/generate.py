@@ -9,6 +9,7 @@ tokens in a step is padded with masked positions, so rows of different lengths s
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -149,6 +150,25 @@ def _forward(model: DriveVLA, embeds: torch.Tensor, mask: torch.Tensor, pos: tor
     )
 
 
+def _system_prefix(model: DriveVLA) -> Any:
+    """The KV cache of the system prompt alone (batch 1), cached on the model and recomputed whenever the
+    weights, device or dtype changed (an optimiser step bumps the embedding's version counter); None in
+    training mode or without a system prompt."""
+    sys_ids = model.layout.system_ids
+    if model.training or not sys_ids:
+        return None
+    emb = model.lm.get_input_embeddings().weight
+    key = (emb.device, emb.dtype, emb._version, emb.data_ptr())
+    held = model.__dict__.get("_system_kv")
+    if held is None or held[0] != key:
+        ids = torch.tensor([sys_ids], device=emb.device)
+        pos = torch.arange(len(sys_ids), device=emb.device)[None]
+        with torch.no_grad():
+            out = _forward(model, model.lm.get_input_embeddings()(ids), torch.ones_like(ids), pos, None)
+        held = model.__dict__["_system_kv"] = (key, out.past_key_values)
+    return held[1]
+
+
 def plan_batch(
     model: DriveVLA, batch: Batch, explain: bool = False, question: str | None = None, memory: str = "off"
 ) -> list[Plan]:
@@ -163,9 +183,16 @@ def plan_batch(
 
     lengths = mask.sum(1)  # (B,)
     pos = (mask.cumsum(1) - 1).clamp(min=0)
-    out = _forward(model, embeds, mask, pos, None)
+    prefix = _system_prefix(model) if cfg.reuse_system_kv else None
+    p = 0 if prefix is None else prefix.get_seq_length()
+    cache = None
+    if prefix is not None:  # the system prompt's keys and values, computed once: only the rest is prefilled
+        cache = copy.deepcopy(prefix)
+        if b > 1:
+            cache.batch_repeat_interleave(b)
+    out = _forward(model, embeds[:, p:], mask, pos[:, p:], cache)
     rows_idx = torch.arange(b, device=ids.device)
-    last = out.last_hidden_state[rows_idx, lengths - 1]  # (B, H) hidden at <plan>
+    last = out.last_hidden_state[rows_idx, lengths - 1 - p]  # (B, H) hidden at <plan>
     cache = out.past_key_values
     passes = 1
     t_prefill = time.perf_counter()

@@ -112,6 +112,11 @@ class PromptLayout:
     def control_to_lm(self, local_ids: Sequence[int]) -> list[int]:
         return [self.control_offset + int(i) for i in local_ids]
 
+    @property
+    def system_ids(self) -> list[int]:
+        """The fixed start of every prompt (its KV cache is computed once and reused: generate.py)."""
+        return list(self._system_ids)
+
     def prompt_ids(self, instruction: str) -> list[int]:
         """The prompt up to and including ``<plan>``, with ``<image>``/``<state>`` placeholders."""
         return (

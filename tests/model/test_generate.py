@@ -84,3 +84,51 @@ def test_temporal_memory_resets(tiny_config, observation):
     policy.reset()
     assert policy.model.vision._memory == []
     np.testing.assert_array_equal(policy.predict(observation).trajectory.xy, first)
+
+
+@pytest.mark.parametrize("mode", ["head", "tokens"])
+def test_reusing_the_system_prompt_kv_equals_a_full_recompute(tiny_config, samples, mode):
+    """The system prompt's KV cache, computed once, gives the same plans, tokens and explanations as
+    prefilling every prompt whole, for a batch whose instructions differ in length."""
+    import dataclasses
+
+    from drive_vla.policy import DrivingPolicy
+    from drive_vla.types import Batch
+
+    cfg = tiny_config(f"output_mode={mode}", "system_prompt=You are a careful driver. Plan the next 3 s.")
+    torch.manual_seed(0)
+    policy = DrivingPolicy.build(cfg)
+    model = policy.model.eval()
+    obs = [
+        dataclasses.replace(s.observation, instruction="turn left" if i % 2 else "keep following the road please")
+        for i, s in enumerate(samples)
+    ]
+    batch = Batch.from_observations(obs)
+    assert len(model.layout.system_ids) > 5
+    reused = model.plan(batch, explain=True)
+    stats = dict(model.last_decode_stats)
+    model.cfg = dataclasses.replace(model.cfg, reuse_system_kv=False)
+    full = model.plan(batch, explain=True)
+    for a, b in zip(reused, full):
+        np.testing.assert_allclose(a.trajectory.xy, b.trajectory.xy, atol=1e-4)
+        assert a.text == b.text and a.meta_action == b.meta_action
+    assert stats["generated_tokens"] == model.last_decode_stats["generated_tokens"]
+    single = model.plan(Batch.from_observations(obs[:1]))
+    model.cfg = dataclasses.replace(model.cfg, reuse_system_kv=True)
+    np.testing.assert_allclose(
+        model.plan(Batch.from_observations(obs[:1]))[0].trajectory.xy, single[0].trajectory.xy, atol=1e-4
+    )
+
+
+def test_the_cached_system_prefix_follows_the_weights(tiny_config):
+    from drive_vla.model.generate import _system_prefix
+    from drive_vla.policy import DrivingPolicy
+
+    model = DrivingPolicy.build(tiny_config("system_prompt=You are a careful driver.")).model.eval()
+    first = _system_prefix(model)
+    assert _system_prefix(model) is first
+    with torch.no_grad():
+        model.lm.get_input_embeddings().weight.add_(0.01)  # what an optimiser step does
+    assert _system_prefix(model) is not first
+    model.train()
+    assert _system_prefix(model) is None
