@@ -150,6 +150,16 @@ def _forward(model: DriveVLA, embeds: torch.Tensor, mask: torch.Tensor, pos: tor
     )
 
 
+def _logit_rows(head: Any) -> int:
+    """Vocabulary rows of the LM head: an nn.Linear, its dynamic INT8 form (``weight()`` is a method) or a
+    peft wrapper (no ``out_features``)."""
+    n = getattr(head, "out_features", None)
+    if n is None:
+        w = head.weight
+        n = (w() if callable(w) else w).shape[0]
+    return int(n)
+
+
 def _system_prefix(model: DriveVLA) -> Any:
     """The KV cache of the system prompt alone (batch 1), cached on the model and recomputed whenever the
     weights, device or dtype changed (an optimiser step bumps the embedding's version counter); None in
@@ -219,7 +229,7 @@ def plan_batch(
             for _ in range(b)
         ]
         head_w = model.lm.get_output_embeddings()
-        text_mask = lay.text_logit_mask(head_w.out_features, ids.device)  # nn.Linear or its INT8 form
+        text_mask = lay.text_logit_mask(_logit_rows(head_w), ids.device)
         logits = head_w(last).float()  # (B, V)
         next_pos = lengths.clone()
         while True:
