@@ -4,6 +4,8 @@
 - observation faults through the shared drive loop with the embedded backend (``drive_vla.sim.loop_fuzz``);
 - generated HTTP requests from the service's own OpenAPI document (``drive_vla.serve.api_fuzz``): requests,
   5xx, 4xx bodies that do not name a field, /health afterwards;
+- `drive-vla train` killed with SIGKILL at random steps and resumed (``drive_vla.training.kill_campaign``):
+  steps lost, half-written checkpoints, weights against an uninterrupted run;
 - a bounded loopback load test of POST /plan with locust (``drive_vla.serve.load``): throughput, p50/p99,
   failures, for a policy directory or, by default, the tiny VLA with random weights (the same arithmetic).
 
@@ -23,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--requests-per-operation", type=int, default=500, help="generated requests per HTTP operation")
     parser.add_argument("--seed", type=int, default=0, help="sensor campaign seed (the same seed, the same cases)")
+    parser.add_argument("--kills", type=int, default=3, help="SIGKILL-and-resume training runs (0: skip)")
     parser.add_argument("--load-users", type=int, default=8, help="concurrent locust clients on /plan")
     parser.add_argument("--load-seconds", type=int, default=30, help="length of the load test")
     parser.add_argument("--load-policy", default="", help="policy directory to serve (default: tiny, random weights)")
@@ -42,10 +45,12 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     loop = run_loop_campaign(args.loop_cases, args.seed)
     http = run_api_campaign(args.requests_per_operation)
     load, served = _load(args)
+    killed = _kills(args.kills, args.seed)
     command = (
         f"drive-vla bench robustness --cases {args.cases} --loop-cases {args.loop_cases} --requests-per-operation "
         f"{args.requests_per_operation} --seed {args.seed} --load-users {args.load_users} "
-        f"--load-seconds {args.load_seconds}" + (f" --load-policy {args.load_policy}" if args.load_policy else "")
+        f"--load-seconds {args.load_seconds} --kills {args.kills}"
+        + (f" --load-policy {args.load_policy}" if args.load_policy else "")
     )
     rows: list[dict[str, Any]] = [
         {
@@ -79,6 +84,21 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             "command": command,
         },
     ]
+    if killed is not None:
+        bad = int(not killed["final_step_ok"]) + int(not killed["max_weight_diff"] < 1e-5)
+        rows.append(
+            {
+                "campaign": "training killed with SIGKILL at random steps, then --resume",
+                "cases": killed["kills"],
+                "crashes": killed["kills"] - killed["resumed"],
+                "failures": bad,
+                "data_lost": f"<= {killed['steps_lost_at_most']} steps (checkpoint every {killed['checkpoint_every_steps']})",
+                "max_weight_diff": f"{killed['max_weight_diff']:.1e}",
+                "half_written_left": killed["half_written_left"],
+                "seconds": round(killed["seconds"], 1),
+                "command": command,
+            }
+        )
     rows.append(
         {
             "campaign": f"load: POST /plan, {load['users']} clients, {load['seconds']} s, {served}",
@@ -122,3 +142,14 @@ def _load(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     hw = tuple(int(v) for v in policy.config.vision.image_hw)
     obs = synthetic_observation(np.random.default_rng(0), hw)
     return run_load_test(policy, obs, args.load_users, args.load_seconds), served
+
+
+def _kills(kills: int, seed: int) -> dict[str, Any] | None:
+    import tempfile
+
+    from drive_vla.training.kill_campaign import run_kill_campaign
+
+    if kills <= 0:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        return run_kill_campaign(tmp, kills, seed)
