@@ -120,23 +120,10 @@ class CampaignResult:
     unnamed_faults: int = 0  # a sensor fault whose logged error does not name the sensor or field
     drive_failures: int = 0  # degraded but valid data that raised an error
     recovery_frames_max: int = 0  # frames from the first valid frame after a fault until the car drives again
-    recovery_frames: dict[int, int] = field(default_factory=dict)  # frames -> cases
     slow_recoveries: dict[str, int] = field(default_factory=dict)  # fault -> most frames it took (> 1)
     per_fault: dict[str, int] = field(default_factory=dict)
     examples: list[str] = field(default_factory=list)
     seconds: float = 0.0
-
-    def as_row(self) -> dict[str, Any]:
-        return {
-            "cases": self.cases,
-            "crashes": self.crashes,
-            "brake_failures": self.brake_failures,
-            "unnamed_faults": self.unnamed_faults,
-            "drive_failures": self.drive_failures,
-            "recovery_frames_max": self.recovery_frames_max,
-            "faults_covered": len(self.per_fault),
-            "seconds": round(self.seconds, 2),
-        }
 
 
 class AgentHarness:
@@ -209,7 +196,6 @@ def run_case(h: AgentHarness, fault: str, seed: int, result: CampaignResult) -> 
             control, error = h.step()
             if error is None and control.brake < 1.0:
                 result.recovery_frames_max = max(result.recovery_frames_max, k)
-                result.recovery_frames[k] = result.recovery_frames.get(k, 0) + 1
                 if k > 1:
                     result.slow_recoveries[fault] = max(result.slow_recoveries.get(fault, 0), k)
                 break

@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             "failures": http.unnamed_4xx + (0 if http.health_after else 1),
             "kinds": len(http.per_operation),
             "seconds": round(http.seconds, 2),
-            "status_counts": http.as_row()["status_counts"],
+            "status_counts": dict(sorted(http.status_counts.items())),
             "command": command,
         },
     ]

@@ -33,17 +33,6 @@ class ApiCampaignResult:
     examples: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
-    def as_row(self) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "5xx": self.server_errors,
-            "4xx_without_field": self.unnamed_4xx,
-            "health_after": self.health_after,
-            "operations": len(self.per_operation),
-            "status_counts": dict(sorted(self.status_counts.items())),
-            "seconds": round(self.seconds, 2),
-        }
-
 
 def _check(response: Any, result: ApiCampaignResult, where: str) -> None:
     code = int(response.status_code)
