@@ -304,21 +304,32 @@ def test_encode_image_matches_wire_format(make_obs):
     assert len(body["intrinsics"]) == 6 and np.array(body["extrinsics"]["CAM_BACK"]).shape == (4, 4)
 
 
+class BlockingPolicy:
+    """Holds the model (``entered`` is set) until ``release`` is set, then fails or plans 2 m per step."""
+
+    def __init__(self, fail: bool) -> None:
+        self.entered, self.release, self.fail = threading.Event(), threading.Event(), fail
+
+    def reset(self) -> None:
+        pass
+
+    def predict(self, obs):
+        self.entered.set()
+        self.release.wait(10)
+        if self.fail:
+            raise RuntimeError("released")
+        from drive_vla.types import Plan, Trajectory
+
+        return Plan(trajectory=Trajectory(np.arange(1, 7, dtype=np.float32)[:, None] * np.float32([[2.0, 0.0]])))
+
+
 def test_health_answers_while_the_model_is_busy(good_body):
     from drive_vla.serve import BackgroundServer, create_app
 
-    release, entered = threading.Event(), threading.Event()
+    policy = BlockingPolicy(fail=True)
+    entered, release = policy.entered, policy.release
 
-    class BlockingPolicy:
-        def reset(self) -> None:
-            pass
-
-        def predict(self, obs):
-            entered.set()
-            release.wait(10)
-            raise RuntimeError("released")
-
-    with BackgroundServer(create_app(BlockingPolicy(), model_name="blocking")) as srv:
+    with BackgroundServer(create_app(policy, model_name="blocking")) as srv:
         worker = threading.Thread(target=lambda: httpx.post(srv.url + "/plan", json=good_body, timeout=30))
         worker.start()
         try:
@@ -337,26 +348,9 @@ def test_a_full_wait_queue_answers_503_with_retry_after_and_a_long_wait_times_ou
     the waiting one is refused when its wait times out. /health counts them; the server keeps serving."""
     from drive_vla.serve import BackgroundServer, create_app
 
-    release, entered = threading.Event(), threading.Event()
-
-    class BlockingPolicy:
-        def reset(self) -> None:
-            pass
-
-        def predict(self, obs):
-            entered.set()
-            release.wait(10)
-            return StubLikePlan.make(obs)
-
-    class StubLikePlan:
-        @staticmethod
-        def make(obs):
-            from drive_vla.types import Plan, Trajectory
-
-            t = np.arange(1, 7, dtype=np.float32)[:, None] * np.array([[2.0, 0.0]], np.float32)
-            return Plan(trajectory=Trajectory(t))
-
-    app = create_app(BlockingPolicy(), model_name="blocking", max_waiting=1, wait_timeout_s=1.0)
+    policy = BlockingPolicy(fail=False)
+    entered, release = policy.entered, policy.release
+    app = create_app(policy, model_name="blocking", max_waiting=1, wait_timeout_s=1.0)
     with BackgroundServer(app) as srv:
         results: dict[str, httpx.Response] = {}
 
