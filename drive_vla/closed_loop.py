@@ -208,6 +208,7 @@ def run_episode(
         return EpisodeResult(record, route_score(record), [], {"route_id": route_id, "error": str(exc)})
     ego = obs.ego
     obs_error: str | None = None  # the backend's reason for a missing observation (StepResult.info)
+    collision_detail: dict[str, Any] | None = None  # the first contact's geometry, where the backend gives it
     plan: Plan | None = None
     steps: list[dict[str, Any]] = []
     infractions: list[Infraction] = []
@@ -265,6 +266,7 @@ def run_episode(
         if info.get("pose") is not None:
             poses.append((float(info.get("time_s", (k + 1) * dt)), *info["pose"]))
         if info.get("collision") and not any(i.kind.startswith("collision") for i in infractions):
+            collision_detail = info.get("collision_detail")
             kind = COLLISION_KINDS.get(str(info["collision"]), "collision_static")
             infractions.append(
                 Infraction(kind, time_s=float(info.get("time_s", 0.0)), detail=str(info.get("collision_with") or ""))
@@ -315,6 +317,7 @@ def run_episode(
         "done_reason": done_reason,
         "infractions": [i.kind for i in infractions],
         "collisions": sum(i.kind.startswith("collision") for i in infractions),
+        "collision_detail": collision_detail,
         "mean_speed_mps": mean_speed,
         "distance_m": distance_m,
         "sim_time_s": record.duration_s,

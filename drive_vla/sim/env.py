@@ -52,6 +52,7 @@ class EmbeddedEnv:
         info["ego"] = self.world.ego_state()
         info["pose"] = tuple(float(v) for v in self.world.ego_pose)
         info["collision_with"] = getattr(self.world, "collision_with", None)
+        info["collision_detail"] = getattr(self.world, "collision_detail", None)
         return StepResult(observation=self.observe() if observe else None, done=bool(info["done"]), info=info)
 
     def drivable(self, points_ego: np.ndarray, margin_m: float = 0.0) -> np.ndarray:

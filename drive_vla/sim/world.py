@@ -186,6 +186,8 @@ class World:
         scenario.populate(self, setup_rng)
         self.collision: str | None = None
         self.collision_with: str | None = None
+        self.collision_detail: dict | None = None  # geometry of the first contact (see _check_collision)
+        self._speeds_before: dict[int, float] = {}
         self.goal_reached = False
         self.done_reason: str | None = None
         self._steps = -int(round(cfg.warmup_s / cfg.dt_s))
@@ -203,6 +205,8 @@ class World:
         accel = self._accel_from(control)
         ego.command(sim_steering_from_canonical(control.steer * cfg.ego.max_steer_rad), accel)
         self.road.act()
+        if self.collision is None:  # highway-env stops crashed cars: keep the speeds the contact happened at
+            self._speeds_before = {id(v): float(v.speed) for v in self.road.vehicles}
         self.road.step(cfg.dt_s)
         self._steps += 1
         self._last_control = control
@@ -474,6 +478,19 @@ class World:
         o = touching[0] if touching else min(others, key=lambda o: np.linalg.norm(o.position - self.ego.position))
         self.collision = "static" if isinstance(o, Obstacle) else "vehicle"
         self.collision_with = getattr(o, "instance_id", "barrier")
+        ego = self.ego
+        c, s = math.cos(ego.heading), math.sin(ego.heading)
+        rel = o.position - ego.position
+        dx, dy_sim = float(c * rel[0] + s * rel[1]), float(-s * rel[0] + c * rel[1])
+        turn = (float(getattr(o, "heading", ego.heading)) - ego.heading + math.pi) % (2 * math.pi) - math.pi
+        self.collision_detail = {  # canonical ego frame (y left, CCW positive; the sim plane has y down)
+            "with": self.collision_with,
+            "ahead_m": round(dx, 2),
+            "left_m": round(-dy_sim, 2),
+            "heading_rad": round(-turn, 3),
+            "ego_speed_mps": round(self._speeds_before.get(id(ego), float(ego.speed)), 2),
+            "other_speed_mps": round(self._speeds_before.get(id(o), float(getattr(o, "speed", 0.0))), 2),
+        }
 
     def _tow_crashed(self) -> None:
         for v in self.traffic():

@@ -217,3 +217,23 @@ def test_the_embedded_world_reports_the_road_cruise_speed(world):
         expected = min(world.desired_speed_mps, lane.speed_limit or math.inf)
         obs = world.observation()
         assert obs.speed_limit_mps == pytest.approx(expected) and obs.speed_limit_mps > 0
+
+
+def test_the_first_contact_is_recorded_in_the_ego_frame(world):
+    """Ramming the car ahead records who was hit, where (ahead, left) and the speeds just before contact."""
+    from drive_vla.types import Control
+
+    world.reset("highway", 3)
+    ego = world.ego
+    lead = min(world.traffic(), key=lambda v: np.linalg.norm(v.position - ego.position))
+    forward = np.array([math.cos(lead.heading), math.sin(lead.heading)])
+    ego.position = lead.position - 7.0 * forward
+    ego.heading, ego.speed, lead.speed = lead.heading, 25.0, 5.0
+    for _ in range(30):
+        info = world.step(Control(throttle=1.0))
+        if info["collision"]:
+            break
+    d = world.collision_detail
+    assert info["collision"] == "vehicle" and d["with"] == world.collision_with == lead.instance_id
+    assert 3.0 < d["ahead_m"] < 7.0 and abs(d["left_m"]) < 1.0 and abs(d["heading_rad"]) < 0.2
+    assert d["ego_speed_mps"] > d["other_speed_mps"] > 0.0
