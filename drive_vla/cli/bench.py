@@ -21,7 +21,7 @@ BENCHES: dict[str, tuple[str, str]] = {
     "lateral": ("drive_vla.eval.lateral_probe", "how a policy's plan corrects a known lateral offset (bias, slope)"),
     "driving": ("drive_vla.cli.bench_driving", "train a recipe with several seeds, drive a suite, compare planners"),
     "robustness": (
-        "drive_vla.robustness",
+        "drive_vla.cli.bench_robustness",
         "fault campaigns: sensor data through the agent, generated HTTP requests",
     ),
 }

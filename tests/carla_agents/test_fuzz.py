@@ -35,7 +35,7 @@ def test_the_campaign_counts_what_a_broken_agent_does(monkeypatch):
 
 
 def test_bench_verb_refuses_zero_cases():
-    from drive_vla import robustness
+    from drive_vla.cli import bench_robustness as robustness
 
     parser = argparse.ArgumentParser()
     robustness.add_arguments(parser)
