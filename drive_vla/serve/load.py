@@ -43,6 +43,10 @@ def run_load_test(policy: Any, observation: Observation, users: int = 8, seconds
         if proc.returncode != 0 or not stats.is_file():
             raise RuntimeError(f"locust exited with {proc.returncode}: {proc.stderr[-2000:]}")
         row = next(r for r in csv.DictReader(stats.open()) if r["Name"] == "Aggregated")
+        if int(row["Request Count"]) == 0:
+            raise RuntimeError(
+                f"load test: no request finished in {seconds} s with {users} client(s); give it more seconds"
+            )
         health = app.state.service.stats
     return {
         "users": users,
