@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -26,6 +27,9 @@ from drive_vla.types import (
 # IMU spikes (collisions) must not break EgoState's validation: clip to physical ranges.
 MAX_ABS_ACCEL_MPS2 = 50.0
 MAX_ABS_YAW_RATE_RPS = 10.0
+
+
+log = logging.getLogger(__name__)
 
 
 def bgra_to_rgb(image: np.ndarray, name: str = "image") -> np.ndarray:
@@ -226,12 +230,22 @@ def build_observation(
 
 def speed_limit_from_kmh(kmh: Any) -> float | None:
     """CARLA's speed limit (km/h, from ``Vehicle.get_speed_limit()``) in m/s; None when it is missing, not
-    finite or not positive (the policy then reads its learned "no limit" input)."""
+    finite or not positive (the policy then reads its learned "no limit" input; a value that is there but
+    unusable is logged)."""
+    if kmh is None:
+        return None
     try:
         mps = float(kmh) / 3.6
     except (TypeError, ValueError):
-        return None
-    return mps if math.isfinite(mps) and 0.0 < mps <= MAX_SPEED_LIMIT_MPS else None
+        mps = math.nan
+    if math.isfinite(mps) and 0.0 < mps <= MAX_SPEED_LIMIT_MPS:
+        return mps
+    log.warning(
+        "speed_limit: got %r km/h from CARLA, expected (0, %.0f] km/h; driving without a limit",
+        kmh,
+        3.6 * MAX_SPEED_LIMIT_MPS,
+    )
+    return None
 
 
 def observation_from_input_data(

@@ -45,7 +45,10 @@ def test_labels_read_the_limit_and_name_a_bad_one():
             check_label({"speed_limit_mps": bad}, "labels[t]")
 
 
-def test_carla_kmh_becomes_mps_and_garbage_becomes_unknown():
+def test_carla_kmh_becomes_mps_and_garbage_becomes_unknown_with_a_logged_fault(caplog):
     assert speed_limit_from_kmh(50.0) == pytest.approx(13.888, abs=1e-3)
-    for bad in (None, "x", math.nan, 0.0, -30.0, 1e9):
-        assert speed_limit_from_kmh(bad) is None
+    assert speed_limit_from_kmh(None) is None and "speed_limit" not in caplog.text
+    for bad in ("x", math.nan, 0.0, -30.0, 1e9):
+        with caplog.at_level("WARNING"):
+            assert speed_limit_from_kmh(bad) is None
+        assert f"speed_limit: got {bad!r} km/h" in caplog.text
