@@ -126,6 +126,13 @@ class PlannerHeadConfig:
             positions and the command: no lateral feedback such as steer, yaw rate or past lateral
             offsets, which a closed-loop drive would copy back into its own steering); "full" (the
             whole ego vector and past poses).
+        target_speed_classes: changes of speed over the next second in m/s (ascending, negative to
+            positive) of a classifier beside the path regression (TransFuser++, ``model/target_speed.py``,
+            loss "speed_ce"); the plan keeps the regressed path and drives the current speed plus the
+            expected change. Empty: off.
+        brake_threshold: with speed classes, the target speed is 0 where the probability of the first
+            class (the hardest braking) reaches this; None: the expected speed only.
+        speed_ramp_s: seconds over which a re-timed plan goes from the current to the target speed.
     """
 
     kind: Literal["mlp", "gru"] = "mlp"
@@ -135,8 +142,26 @@ class PlannerHeadConfig:
     residual_to_constant_velocity: bool = False
     prior_along_route: bool = False
     ego_status: Literal["none", "longitudinal", "full"] = "none"
+    target_speed_classes: list[float] = field(default_factory=list)
+    brake_threshold: float | None = None
+    speed_ramp_s: float = 1.0
 
     def __post_init__(self) -> None:
+        classes = [float(v) for v in self.target_speed_classes]
+        if classes and (
+            len(classes) < 2 or not classes[0] < 0.0 < classes[-1] or any(b <= a for a, b in zip(classes, classes[1:]))
+        ):
+            raise ValueError(
+                f"planner_head.target_speed_classes: got {self.target_speed_classes}, expected at least two "
+                "strictly ascending speed changes in m/s from below 0 to above 0 (or [] for none)"
+            )
+        self.target_speed_classes = classes
+        if self.brake_threshold is not None and not 0.0 < self.brake_threshold <= 1.0:
+            raise ValueError(
+                f"planner_head.brake_threshold: got {self.brake_threshold}, expected a probability in (0, 1]"
+            )
+        if not self.speed_ramp_s > 0.0:
+            raise ValueError(f"planner_head.speed_ramp_s: got {self.speed_ramp_s}, expected seconds > 0")
         if self.ego_status not in EGO_STATUS_KINDS:
             raise ValueError(
                 f"planner_head.ego_status: got {self.ego_status!r}, expected one of {list(EGO_STATUS_KINDS)}"

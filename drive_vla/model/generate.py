@@ -209,7 +209,7 @@ def plan_batch(
 
     head_traj = None
     if cfg.output_mode == "head":
-        poses, _ = model.planner_head(last, **model.head_inputs(batch))
+        poses = model.planner_head(last, **model.head_inputs(batch)).poses
         head_traj = poses.float().cpu().numpy()  # (B, T, 3)
     t_head = time.perf_counter()
 

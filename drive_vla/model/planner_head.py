@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
 from drive_vla.model.config import PlannerHeadConfig
 from drive_vla.model.state import EGO_STATUS_DIM, RouteTargetEncoder, SpeedLimitEncoder
+from drive_vla.model.target_speed import TargetSpeedHead
 from drive_vla.types import FUTURE_STEPS, STEP_DT_S
 
 # Output scales so the layers work in units of order one: [x m, y m, yaw rad].
 POSE_SCALE = (10.0, 3.0, 0.3)
+
+
+class HeadOutput(NamedTuple):
+    """What the planner head returns: poses (B, T, 3), the VAE's KL (B,) or None, target-speed logits (B, K) or None."""
+
+    poses: torch.Tensor
+    kl: torch.Tensor | None
+    speed_logits: torch.Tensor | None
 
 
 class PlannerHead(nn.Module):
@@ -50,6 +61,7 @@ class PlannerHead(nn.Module):
             self.delta = nn.Linear(w, 3)
         else:
             raise ValueError(f"planner_head.kind: got {cfg.kind!r}, expected 'mlp' or 'gru'")
+        self.speed = TargetSpeedHead(w, list(cfg.target_speed_classes)) if cfg.target_speed_classes else None
 
     def forward(
         self,
@@ -62,7 +74,7 @@ class PlannerHead(nn.Module):
         route_mask: torch.Tensor | None = None,
         speed_limit: torch.Tensor | None = None,
         limit_mask: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    ) -> HeadOutput:
         """Waypoints from the ``<plan>`` hidden state.
 
         Args:
@@ -77,7 +89,9 @@ class PlannerHead(nn.Module):
                 when the head was built with ``speed_limit``.
 
         Returns:
-            (poses (B, FUTURE_STEPS, 3) in metres/radians, KL (B,) or None).
+            HeadOutput: poses (B, FUTURE_STEPS, 3) in metres/radians, KL (B,) or None, target-speed logits
+            (B, K) or None. With ``target_speed_classes``, outside training the poses are re-timed to the
+            classifier's target speed (``retime``); while training they are the regressed ones.
         """
         x = self.inp(hidden)  # (B, W)
         if self.cfg.ego_status != "none":
@@ -114,6 +128,7 @@ class PlannerHead(nn.Module):
             else:
                 z = mu_p
             x = x + self.latent_in(z)
+        speed_logits = self.speed(x) if self.speed is not None else None
         scale = self.pose_scale.to(x.dtype)
         if self.cfg.kind == "mlp":
             poses = self.decoder(x).view(-1, self.steps, 3) * scale  # (B, T, 3)
@@ -133,7 +148,12 @@ class PlannerHead(nn.Module):
                 poses = poses + route_prior(arc, route_target.to(poses.dtype), route_mask)
             else:
                 poses = poses + torch.stack([arc, torch.zeros_like(arc), torch.zeros_like(arc)], dim=-1)
-        return poses, kl
+        if speed_logits is not None and not self.training:
+            if speed_mps is None:
+                raise ValueError("speed_mps: got None, expected (B,) ego speeds to re-time the path (target_speed)")
+            target = self.speed.target_speed(speed_logits, speed_mps, self.cfg.brake_threshold)
+            poses = retime(poses, speed_mps, target, self.cfg.speed_ramp_s)
+        return HeadOutput(poses, kl, speed_logits)
 
 
 MIN_ROUTE_SEGMENT_M = 1.0  # shorter first segments (or route points behind the ego) give the straight prior
@@ -164,3 +184,21 @@ def route_prior(arc: torch.Tensor, points: torch.Tensor, mask: torch.Tensor) -> 
     straight = torch.stack([arc, torch.zeros_like(arc), torch.zeros_like(arc)], dim=-1)
     usable = mask.bool() & (points[:, 0, 0] > 0.0) & (seg_len[:, 0] >= MIN_ROUTE_SEGMENT_M)
     return torch.where(usable[:, None, None], along, straight)
+
+
+def retime(poses: torch.Tensor, speed_mps: torch.Tensor, target_mps: torch.Tensor, ramp_s: float) -> torch.Tensor:
+    """Place the waypoints of ``poses`` (B, T, 3) along their own path at a new speed profile.
+
+    The speed goes linearly from ``speed_mps`` (B,) to ``target_mps`` (B,) over ``ramp_s`` seconds and holds;
+    the distance travelled by each waypoint's time is integrated by trapezoids, and the pose there
+    is read off the polyline ego -> waypoints, extended along its last segment (heading of the segment).
+    """
+    steps = poses.shape[1]
+    t = STEP_DT_S * torch.arange(0, steps + 1, dtype=poses.dtype, device=poses.device)  # (T+1,) from 0
+    v0 = speed_mps.to(poses.dtype).clamp(min=0.0)[:, None]
+    vt = target_mps.to(poses.dtype).clamp(min=0.0)[:, None]
+    frac = (t[None] / max(ramp_s, 1e-6)).clamp(max=1.0)
+    v = v0 + (vt - v0) * frac  # (B, T+1)
+    arc = (0.5 * (v[:, 1:] + v[:, :-1]) * STEP_DT_S).cumsum(1)  # (B, T)
+    keep = torch.ones(poses.shape[0], dtype=torch.bool, device=poses.device)
+    return route_prior(arc, poses[..., :2], keep)

@@ -232,7 +232,7 @@ class DriveVLA(nn.Module):
         Returns:
             "waypoint_ce" (waypoint tokens and their end token; masked waypoints excluded), "control_ce"
             (where ``batch.control_mask``), "text_ce" (explanation/QA answers of ``batch.samples``),
-            "head_l1" (planner head, valid steps only), "head_kl" (VAE head) and "bev_bce" (the occupancy
+            "head_l1" (planner head, valid steps only), "speed_ce" (its target-speed classes), "head_kl" (VAE head) and "bev_bce" (the occupancy
             task, ``cfg.bev_aux``) — only the keys the batch supports. Each is a mean over its tokens/values.
         """
         if batch.traj is None or batch.traj_mask is None:
@@ -271,10 +271,15 @@ class DriveVLA(nn.Module):
         plan_hidden = hidden[torch.arange(len(batch), device=ids.device), torch.tensor(plan_pos, device=ids.device)]
         gt = batch.traj.to(self.device, torch.float32)
         gt_mask = batch.traj_mask.to(self.device)
-        poses, kl = self.planner_head(plan_hidden, gt.to(plan_hidden.dtype), gt_mask, **self.head_inputs(batch))
+        inputs = self.head_inputs(batch)
+        poses, kl, speed_logits = self.planner_head(plan_hidden, gt.to(plan_hidden.dtype), gt_mask, **inputs)
         valid = gt_mask[..., None].expand_as(gt).float()  # (B, T, 3)
         if bool(valid.any()):
             out["head_l1"] = ((poses.float() - gt).abs() * valid).sum() / valid.sum()
+        if speed_logits is not None:
+            speed_ce = self.planner_head.speed.loss(speed_logits, gt, gt_mask, inputs["speed_mps"])
+            if speed_ce is not None:
+                out["speed_ce"] = speed_ce
         if kl is not None:
             out["head_kl"] = self.cfg.planner_head.kl_weight * kl.float().mean()
         if self.bev_head is not None and batch.samples:

@@ -30,14 +30,16 @@ def _params_without_grad(model: torch.nn.Module) -> list[str]:
     [
         ("lm.arch=llama",),
         ("lm.arch=qwen2", "planner_head.kind=gru", "planner_head.vae_latent=4"),
+        ("lm.arch=llama", "planner_head.target_speed_classes=[-4,-2,0,2]", "planner_head.brake_threshold=0.6"),
     ],
-    ids=["llama-mlp", "qwen2-gru-vae"],
+    ids=["llama-mlp", "qwen2-gru-vae", "llama-speed-classes"],
 )
 def test_forward_backward_reaches_every_part(tiny_config, samples, overrides):
     cfg = tiny_config(*overrides)
     model = DrivingPolicy.build(cfg).model.train()
     losses = model.losses(Batch.from_samples(samples))
     expected = {"waypoint_ce", "control_ce", "text_ce", "head_l1"} | ({"head_kl"} if "vae" in str(overrides) else set())
+    expected |= {"speed_ce"} if "target_speed" in str(overrides) else set()
     assert set(losses) == expected
     assert all(torch.isfinite(v) and v.ndim == 0 for v in losses.values())
     sum(losses.values()).backward()
@@ -183,7 +185,7 @@ def test_planner_head_constant_velocity_prior():
     head = PlannerHead(PlannerHeadConfig(hidden=16, residual_to_constant_velocity=True), lm_hidden=8)
     torch.nn.init.zeros_(head.decoder[-1].weight)
     torch.nn.init.zeros_(head.decoder[-1].bias)
-    poses, _ = head(torch.randn(2, 8), speed_mps=torch.tensor([10.0, 0.0]))
+    poses, *_ = head(torch.randn(2, 8), speed_mps=torch.tensor([10.0, 0.0]))
     assert torch.allclose(poses[0, :, 0], torch.tensor([5.0, 10.0, 15.0, 20.0, 25.0, 30.0]))
     assert torch.allclose(poses[0, :, 1:], torch.zeros(6, 2)) and torch.allclose(poses[1], torch.zeros(6, 3))
     with pytest.raises(ValueError, match="speed_mps"):
@@ -206,7 +208,7 @@ def test_planner_head_prior_along_route():
         [[[10.0, 0.0], [20.0, 10.0]], [[3.0, 4.0], [3.0, 14.0]], [[-2.0, 0.0], [8.0, 0.0]], [[10.0, 0.0], [20.0, 10.0]]]
     )
     mask = torch.tensor([True, True, True, False])
-    poses, _ = head(torch.randn(4, 8), speed_mps=torch.full((4,), 10.0), route_target=points, route_mask=mask)
+    poses, *_ = head(torch.randn(4, 8), speed_mps=torch.full((4,), 10.0), route_target=points, route_mask=mask)
     d = 5.0 / 2**0.5  # 5 m along the diagonal second segment
     expected0 = torch.tensor([[5.0, 0.0], [10.0, 0.0], [10 + d, d], [10 + 2 * d, 2 * d], [10 + 3 * d, 3 * d]])
     assert torch.allclose(poses[0, :5, :2], expected0, atol=1e-5)
@@ -267,8 +269,8 @@ def test_planner_head_ego_status_input(tiny_config, samples):
     feats = ego_status_features(batch.ego, batch.history, batch.command)
     assert feats.shape == (len(batch), EGO_STATUS_DIM) and torch.isfinite(feats).all()
     hidden = torch.zeros(len(batch), model.hidden_size)
-    base, _ = model.planner_head(hidden, ego_status=feats)
-    moved, _ = model.planner_head(hidden, ego_status=feats + 1.0)
+    base = model.planner_head(hidden, ego_status=feats).poses
+    moved = model.planner_head(hidden, ego_status=feats + 1.0).poses
     assert not torch.allclose(base, moved)
     with pytest.raises(ValueError, match="ego_status"):
         model.planner_head(hidden)
