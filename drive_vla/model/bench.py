@@ -40,6 +40,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=20, help="timed predict calls per mode")
     parser.add_argument("--warmup", type=int, default=3, help="untimed calls before timing")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    parser.add_argument(
+        "--sweep",
+        action="store_true",
+        help="the cost curve instead of one config: cameras, visual tokens, image size and LM size, both modes, "
+        "--sweep-threads; also writes a PNG beside --json (drive_vla/model/cost_curve.py)",
+    )
+    parser.add_argument("--sweep-lms", default="tiny,smollm2-135m,qwen2.5-0.5b", help="LMs of the sweep")
+    parser.add_argument("--sweep-threads", default="1,2", help="thread counts of the sweep, comma-separated")
 
 
 def parse_input_size(text: str) -> tuple[int, int]:
@@ -105,6 +113,10 @@ def run(args: argparse.Namespace) -> list[dict]:
     from drive_vla.model.config import ModelConfig
     from drive_vla.policy import DrivingPolicy
 
+    if getattr(args, "sweep", False):
+        from drive_vla.model.cost_curve import run as run_sweep
+
+        return run_sweep(args)
     check_device(args.device, args.dtype)
     check_quantize(args.quantize, args.device, "--quantize")
     if args.quantize != "none" and args.dtype != "fp32":
@@ -180,6 +192,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                     "params_state_k": counts["state_encoder"] / 1e3,
                     "params_head_k": counts["planner_head"] / 1e3,
                     "visual_tokens": policy.model.vision.num_tokens,
+                    "prompt_tokens": stats.get("prompt_tokens", [0])[0],
                     "generated_tokens": stats.get("generated_tokens", [0])[0],
                     "lm_forward_passes": stats.get("forward_passes", 0),
                     "p50_ms": p50,

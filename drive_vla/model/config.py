@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from drive_vla.model.bev_aux import BEVAuxConfig
 from drive_vla.model.text_tokenizer import MIN_TEXT_VOCAB, TEXT_TOKENIZERS
+from drive_vla.types import CAMERA_NAMES
 
 LM_ARCHS: tuple[str, ...] = ("llama", "qwen2")
 DEFAULT_EXPLAIN_QUESTION = "What are you doing and why?"
@@ -30,6 +31,8 @@ class VisionConfig:
         resampler_heads: attention heads in the resampler.
         memory_frames: past frames whose visual tokens the queries also attend to (0 = no memory).
         freeze_backbone: keep the backbone's weights fixed (no gradients).
+        num_cameras: how many cameras the model reads, the first ones in CAMERA_NAMES order (1: the front
+            camera alone, as TCP; 3: the front three; 6: all). Observations still carry all six.
     """
 
     backbone: str = "lcnet_050"
@@ -42,6 +45,11 @@ class VisionConfig:
     resampler_heads: int = 4
     memory_frames: int = 0
     freeze_backbone: bool = False
+    num_cameras: int = 6
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.num_cameras <= len(CAMERA_NAMES):
+            raise ValueError(f"vision.num_cameras: got {self.num_cameras!r}, expected 1 to {len(CAMERA_NAMES)}")
 
 
 @dataclass

@@ -278,5 +278,6 @@ def plan_batch(
     model.last_decode_stats = {
         "generated_tokens": [row.generated for row in rows] if rows else [0] * b,
         "forward_passes": passes,
+        "prompt_tokens": [int(n) for n in lengths.tolist()],  # the whole prompt (system part included)
     }
     return plans

@@ -168,13 +168,14 @@ class VisionTokenizer(nn.Module):
         """Visual tokens of one frame.
 
         Args:
-            images: (B, N_cam, 3, H, W) uint8 RGB in CAMERA_NAMES order.
+            images: (B, N_cam, 3, H, W) uint8 RGB in CAMERA_NAMES order; the first ``num_cameras`` are read.
             memory: "off" (single frame, as in training), "read" (attend to the stored past frames) or
                 "update" (attend to them, then push this frame into the FIFO memory).
 
         Returns:
             (B, num_queries, lm_hidden) tokens.
         """
+        images = images[:, : self.cfg.num_cameras]  # the cameras this model reads (CAMERA_NAMES order)
         b, n = images.shape[:2]
         x = self.preprocess(images)  # (B*N, 3, h, w)
         feat = self.feature_proj(self.backbone(x)[-1])  # (B*N, D, fh, fw)

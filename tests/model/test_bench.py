@@ -24,3 +24,36 @@ def test_bench_policy_rows(tiny_yaml_and_overrides):
     assert tokens["visual_tokens"] == 4
     assert tokens["params_total_M"] > tokens["params_lm_M"] > 0
     assert all(r["p90_ms"] >= r["p50_ms"] > 0 and r["peak_rss_mb"] > 0 for r in rows)
+
+
+def test_bench_policy_sweep_rows_and_plot(tiny_yaml_and_overrides, tmp_path):
+    from drive_vla.model.cost_curve import sweep_points
+
+    _, overrides = tiny_yaml_and_overrides
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    parser.add_argument("--json")  # added by `drive-vla bench` for every benchmark
+    out = tmp_path / "policy.json"
+    argv = ["--sweep", "--sweep-lms", "tiny", "--sweep-threads", "1", "--repeats", "1", "--warmup", "0"]
+    args = parser.parse_args(argv + ["--json", str(out)] + [a for o in overrides for a in ("--override", o)])
+    rows = bench.run(args)
+    points = sweep_points(["tiny"])
+    assert [(r["point"], r["mode"]) for r in rows] == [(p.label, m) for p in points for m in ("tokens", "head")]
+    by = {(r["point"], r["mode"]): r for r in rows}
+    base, more = by[("tiny", "head")], by[("tiny, 64 tokens", "head")]
+    # more visual tokens: more prompt tokens by exactly the difference; images at the size asked for
+    assert more["prompt_tokens"] - base["prompt_tokens"] == more["visual_tokens"] - base["visual_tokens"] > 0
+    assert by[("tiny, 512x288", "tokens")]["model_image_size"] == "512x288"
+    assert all(r["threads"] == 1 and r["p50_ms"] > 0 for r in rows)
+    assert (tmp_path / "policy.png").stat().st_size > 0
+
+
+def test_bench_policy_sweep_refuses_unknown_lms_and_thread_counts():
+    import pytest
+
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    with pytest.raises(ValueError, match="--sweep-lms: got 'gpt5'"):
+        bench.run(parser.parse_args(["--sweep", "--sweep-lms", "gpt5"]))
+    with pytest.raises(ValueError, match="--sweep-threads: got '0'"):
+        bench.run(parser.parse_args(["--sweep", "--sweep-threads", "0"]))

@@ -358,3 +358,22 @@ def test_speed_limit_reaches_state_and_head_and_an_unknown_limit_uses_the_learne
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in enc.mlp.parameters())
     plain = DrivingPolicy.build(tiny_config()).model
     assert plain.state_encoder.limit is None and plain.planner_head.limit_in is None
+
+
+def test_vision_reads_only_its_cameras(tiny_config):
+    from drive_vla.model.vision import VisionTokenizer
+
+    torch.manual_seed(0)
+    cfg = tiny_config("vision.num_cameras=1").vision
+    vision = VisionTokenizer(cfg, lm_hidden=16).eval()
+    h, w = cfg.image_hw
+    images = torch.randint(0, 256, (2, 6, 3, h, w), dtype=torch.uint8)
+    others = images.clone()
+    others[:, 1:] = 255 - others[:, 1:]  # every camera but the front one changes
+    with torch.no_grad():
+        assert torch.allclose(vision(images), vision(others))
+        front = images.clone()
+        front[:, 0] = 255 - front[:, 0]
+        assert not torch.allclose(vision(images), vision(front))
+    with pytest.raises(ConfigError, match="vision.num_cameras: got 7, expected 1 to 6"):
+        tiny_config("vision.num_cameras=7")
