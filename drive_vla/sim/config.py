@@ -69,6 +69,14 @@ class ExpertConfig:
     merge_gap_rear_s: float = 1.0
     goal_stop_m: float = 3.0  # stop this far before the route's end (within WorldConfig.goal_tolerance_m)
     stopped_speed_mps: float = 0.5
+    # What the student can perceive (LEAD, arXiv 2512.20563): a privileged expert yields to and brakes for
+    # cars far beyond what a low-resolution camera shows, so its student cannot learn why it slowed.
+    # perception_range_m > 0 makes the expert yield and brake for crossing traffic only within that distance
+    # of the ego; junction_approach_mps > 0 makes it approach a yield line at no more than that speed (from
+    # junction_approach_m before it), so that a car that comes into sight is still seen in time.
+    perception_range_m: float = 0.0
+    junction_approach_mps: float = 0.0
+    junction_approach_m: float = 25.0
 
 
 @dataclass

@@ -57,6 +57,7 @@ class Expert:
 
         steer = self._pure_pursuit(ego, xy, arc)
         target, curve_limited = self._target_speed(ego.speed, lane.speed_limit, arc, heading)
+        target = min(target, self._junction_cap(world, piece))
 
         # The ego is not exactly on the centre line (pure pursuit cuts curves): widen the corridor by its offset.
         widen = min(abs(lat), 1.5)
@@ -135,6 +136,22 @@ class Expert:
         allowed = np.sqrt(v_curve**2 + 2.0 * cfg.comfort_decel_mps2 * np.maximum(a - 2.0, 0.0))
         v = float(min(base, allowed.min()))
         return max(v, 2.0), v < base - 0.5
+
+    def _junction_cap(self, world: World, piece: int) -> float:
+        """The cautious approach speed before a yield line (ExpertConfig.junction_approach_*): a target
+        that decelerates comfortably to ``junction_approach_mps`` at the line; no cap elsewhere."""
+        cfg, route = self.cfg, world.route
+        if cfg.junction_approach_mps <= 0.0 or route.stop_piece is None or piece > route.stop_piece:
+            return math.inf
+        to_line = route.piece_arc(route.stop_piece) - world.route_arc - self.ego_cfg.length_m / 2
+        if to_line > cfg.junction_approach_m or to_line < -cfg.commit_after_m:
+            return math.inf
+        return math.sqrt(cfg.junction_approach_mps**2 + 2.0 * cfg.comfort_decel_mps2 * max(to_line, 0.0))
+
+    def _in_sight(self, world: World, v, default_m: float) -> bool:
+        """Whether vehicle ``v`` is within ``default_m`` of the ego, and within perception_range_m if set."""
+        reach = min(default_m, self.cfg.perception_range_m) if self.cfg.perception_range_m > 0 else default_m
+        return bool(np.linalg.norm(v.position - world.ego.position) <= reach)
 
     def _idm(self, v: float, v0: float, c: Constraint | None) -> float:
         cfg = self.cfg
@@ -222,7 +239,7 @@ class Expert:
                 continue
             if (v.position - ego.position) @ forward < 0.0 and math.cos(v.heading - ego.heading) > 0.7:
                 continue  # a follower: its constant-speed prediction drives through the ego, it does not cross
-            if np.linalg.norm(v.position - ego.position) > cfg.crossing_check_m + v.speed * times[-1]:
+            if not self._in_sight(world, v, cfg.crossing_check_m + v.speed * times[-1]):
                 continue
             positions, _ = v.predict_trajectory_constant_speed(times)
             d = np.sqrt(np.sum((np.asarray(positions)[:, None] - path[None]) ** 2, axis=-1))  # (T, K)
@@ -267,7 +284,7 @@ class Expert:
             in_junction = scenario.is_junction(v.lane_index)
             if not in_junction and v.speed < cfg.stopped_speed_mps:
                 continue  # standing before the junction; if it blocks the path, _on_path stops the ego
-            if v.lane_index[:2] == ego.lane_index[:2] or np.linalg.norm(v.position - ego.position) > 90.0:
+            if v.lane_index[:2] == ego.lane_index[:2] or not self._in_sight(world, v, 90.0):
                 continue
             lanes = [v.lane_index] + [r for r in (v.route or []) if r[:2] != v.lane_index[:2]]
             k = next((i for i, ln in enumerate(lanes) if scenario.is_junction(ln)), None)

@@ -71,3 +71,42 @@ def test_merge_expert_changes_into_the_highway_lane(world):
     assert world.ego.lane_index[2] == 1 and world.ego.lane_index[:2] in (("b", "c"), ("c", "d"), ("d", "e"))
     assert any(d.reason == "turning" and d.turn == "left" for d, _ in decisions)
     assert world.collision is None
+
+
+def _speed_at_line(world: EmbeddedWorld, seed: int) -> tuple[float, bool]:
+    """The ego's speed as its front crosses the yield line of an intersection route, and whether it got there."""
+    world.reset("intersection", seed)
+    route = world.route
+    line = route.piece_arc(route.stop_piece) - world.cfg.ego.length_m / 2
+    while world.time_s < 30.0 and not world.done:
+        if world.route_arc >= line:
+            return world.ego_speed_mps, True
+        world.step(None)
+    return world.ego_speed_mps, False
+
+
+def test_cautious_expert_approaches_yield_lines_slowly():
+    from drive_vla.sim.config import ExpertConfig, WorldConfig
+
+    free = EmbeddedWorld()
+    cautious = EmbeddedWorld(WorldConfig(expert=ExpertConfig(junction_approach_mps=4.0)))
+    v_free, reached_free = _speed_at_line(free, 800019)
+    v_cautious, reached = _speed_at_line(cautious, 800019)
+    assert reached_free and reached and v_free > 8.0
+    assert v_cautious < 7.0 < v_free  # decelerating to 4 m/s at the line (IDM follows the target with a lag)
+
+
+def test_expert_ignores_crossing_traffic_beyond_its_perception_range():
+    from drive_vla.sim.config import ExpertConfig, WorldConfig
+
+    world = EmbeddedWorld(WorldConfig(expert=ExpertConfig(perception_range_m=30.0)))
+    world.reset("intersection", 800011)
+    ego = world.ego.position
+    far = [v for v in world.traffic() if ((v.position - ego) ** 2).sum() ** 0.5 > 30.0]
+    near = [v for v in world.traffic() if ((v.position - ego) ** 2).sum() ** 0.5 <= 30.0]
+    assert far
+    assert not any(world.expert._in_sight(world, v, 90.0) for v in far)
+    assert all(world.expert._in_sight(world, v, 90.0) for v in near)
+    assert all(
+        EmbeddedWorld().expert._in_sight(world, v, 90.0) for v in far if ((v.position - ego) ** 2).sum() < 90.0**2
+    )
