@@ -186,7 +186,8 @@ class SampleAgents:
         Follows stp3/datas/NuscenesData.py: ``get_birds_eye_view_label`` (visibility '1' skipped and
         instances registered in the past and present frames, vehicle/human by substring; future frames
         draw registered instances only, any visibility) and ``_get_top_lidar_pose`` (the ego pose of the
-        LIDAR_TOP sample_data, yaw-only rotation). ST-P3 draws each future frame in its own ego frame and
+        LIDAR_TOP sample_data, yaw-only rotation, the yaw of pyquaternion's ``yaw_pitch_roll``, which differs
+        from atan2(R[1, 0], R[0, 0]) by about pitch x roll). ST-P3 draws each future frame in its own ego frame and
         warps the raster to the present with nearest-neighbour ``grid_sample``; the boxes are drawn here
         directly in the present frame.
         """
@@ -195,7 +196,7 @@ class SampleAgents:
         registered = {self.instance[i] for i in np.flatnonzero(seen)}
         first_seen = np.array([t in registered or not self.past_known for t in self.instance], dtype=bool)
         keep = (self.step >= 1) & thing & first_seen
-        yaw = math.atan2(self.ego2global[1, 0], self.ego2global[0, 0])
+        yaw = stp3_yaw(self.ego2global)
         c, s = math.cos(yaw), math.sin(yaw)
         rot = np.array([[c, s], [-s, c]])  # global -> ego, yaw only
         ego_xy = (self.xyz[:, :2] - self.ego2global[:2, 3]) @ rot.T
@@ -208,7 +209,13 @@ class SampleAgents:
         Follows UniAD occflow_label.py ``GenerateOccFlowLabels.__call__`` with the configs'
         ``only_vehicle=True, filter_invisible=False`` and ``reframe_boxes`` (future LiDAR boxes through
         lidar2ego and ego2global into the current LiDAR frame), fed by nuscenes_e2e_dataset.py
-        ``occ_get_detection_ann_info`` (no valid-flag filter).
+        ``occ_get_detection_ann_info`` (no valid-flag filter). The box convention is that of UniAD's code
+        before its move to mmdet3d 1.x (commit cdc9f63, mmdet3d v0.17.1: length along the heading); UniAD's
+        later code under mmdet3d 1.x draws boxes transposed (self-built infos) or with a mirrored heading
+        (the released v1.0 infos), so its numbers differ from the paper's and from these. One known
+        deviation: UniAD moves each future box to its bottom centre in that frame's LiDAR frame before the
+        3D reframing, and this moves the gravity centre; with pitch or roll differing between frames the
+        centres differ by (h/2) sin(tilt change), a few centimetres at most.
         """
         keep = (self.step >= 1) & np.array(
             [c in UNIAD_VEHICLE_CATEGORIES or c in UNIAD_VEHICLE_CLASSES for c in self.category], dtype=bool
@@ -224,6 +231,14 @@ class SampleAgents:
         if agents == "uniad":
             return self.uniad_boxes(sample)
         raise ValueError(f"agents: got {agents!r}, expected 'stp3' or 'uniad'")
+
+
+def stp3_yaw(ego2global: np.ndarray) -> float:
+    """The ego yaw as ST-P3 ``_get_top_lidar_pose`` takes it: ``Quaternion(rotation).yaw_pitch_roll[0]``."""
+    from pyquaternion import Quaternion
+
+    rot = np.asarray(ego2global, dtype=np.float64)[:3, :3]
+    return float(Quaternion(matrix=rot, atol=1e-6).yaw_pitch_roll[0])
 
 
 def stp3_in_sample_set(scene: str, index_in_scene: int, full_future: bool) -> bool:

@@ -170,3 +170,22 @@ def test_real_keyframe_mirrored_uniad_flags_equal_stp3_flags():
     uniad = flags(UNIAD_GRID, a.uniad_boxes(0), grid)
     assert stp3.any() and (stp3 != uniad).any()  # the layouts disagree on the real scene
     assert (flags(UNIAD_GRID, a_m.uniad_boxes(0), grid * [-1, 1]) == stp3).all()
+
+
+def test_stp3_ego_yaw_is_pyquaternions_yaw_under_pitch_and_roll():
+    """ST-P3's _get_top_lidar_pose takes Quaternion(rotation).yaw_pitch_roll[0]; with pitch and roll it is not
+    atan2(R[1, 0], R[0, 0]) (1.8e-3 rad apart here: 5 cm at 30 m)."""
+    import math
+
+    from pyquaternion import Quaternion
+
+    from drive_vla.eval.openloop_protocols import stp3_yaw
+
+    q = Quaternion(axis=[0.05, 0.03, 1.0], angle=2.0)
+    m = np.eye(4)
+    m[:3, :3] = q.rotation_matrix
+    assert stp3_yaw(m) == pytest.approx(q.yaw_pitch_roll[0], abs=1e-12)
+    assert abs(stp3_yaw(m) - math.atan2(m[1, 0], m[0, 0])) > 1e-3
+    flat = Quaternion(axis=[0.0, 0.0, 1.0], angle=-0.7)
+    m[:3, :3] = flat.rotation_matrix
+    assert stp3_yaw(m) == pytest.approx(-0.7, abs=1e-12)
