@@ -108,8 +108,8 @@ class RowDecoder:
             found = self.index_cache[key] = torch.tensor(cands, device=device)
         return found
 
-    def step(self, logits: torch.Tensor, text_mask: torch.Tensor) -> list[int]:
-        """Choose the next token from ``logits`` (V,), then take every forced token after it.
+    def step(self, logits: RowLogits, text_mask: torch.Tensor) -> list[int]:
+        """Choose the next token from ``logits`` (this row's), then take every forced token after it.
 
         Returns:
             The LM ids to feed next (empty once the row needs no more logits).
@@ -120,19 +120,52 @@ class RowDecoder:
             if cands == TEXT:
                 if feed:
                     break
-                token = int(logits.masked_fill(~text_mask, float("-inf")).argmax())
+                token = int(logits.full().masked_fill(~text_mask, float("-inf")).argmax())
                 self.generated += 1
             elif len(cands) == 1:
                 token = cands[0]
             elif feed:
                 break  # logits are stale once a token was appended; decide after feeding
             else:
-                token = cands[int(logits[self._index(cands, logits.device)].argmax())]
+                token = cands[int(logits.at(self._index(cands, logits.device)).argmax())]
                 self.generated += 1
             self.accept(token)
             feed.append(token)
             cands = self.candidates()
         return [] if self.done else feed
+
+
+class RowLogits:
+    """The LM head's logits for one row, computed only for the ids that are read: a constrained step (the
+    waypoint and control grammars allow a few hundred ids of a vocabulary that may hold 150k) multiplies the
+    hidden state by those rows of the head's weight alone; free text computes the whole row.
+
+    ``weight`` is the head's (V, H) float weight, or None where it is not a plain matrix (a quantized or
+    wrapped head): then the whole row is computed by ``head`` once and indexed.
+    """
+
+    def __init__(self, hidden: torch.Tensor, head: Any, weight: torch.Tensor | None, bias: torch.Tensor | None):
+        self.hidden, self.head, self.weight, self.bias = hidden, head, weight, bias
+        self._full: torch.Tensor | None = None
+        self.device = hidden.device
+
+    def full(self) -> torch.Tensor:
+        if self._full is None:
+            self._full = self.head(self.hidden[None])[0].float()
+        return self._full
+
+    def at(self, index: torch.Tensor) -> torch.Tensor:
+        if self.weight is None or self._full is not None:
+            return self.full()[index]
+        out = self.weight[index] @ self.hidden
+        return (out if self.bias is None else out + self.bias[index]).float()
+
+
+def head_matrix(head: Any) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(weight (V, H), bias or None) of a plain ``nn.Linear`` LM head; (None, None) for any other head."""
+    if type(head) is torch.nn.Linear:
+        return head.weight, head.bias
+    return None, None
 
 
 def plan_with_text(traj: Trajectory, controls: Any, text: str | None, timings_ms: dict[str, float]) -> Plan:
@@ -230,10 +263,13 @@ def plan_batch(
         ]
         head_w = model.lm.get_output_embeddings()
         text_mask = lay.text_logit_mask(_logit_rows(head_w), ids.device)
-        logits = head_w(last).float()  # (B, V)
+        weight, bias = head_matrix(head_w)
         next_pos = lengths.clone()
         while True:
-            feeds = [row.step(logits[i], text_mask) if not row.done else [] for i, row in enumerate(rows)]
+            feeds = [
+                row.step(RowLogits(last[i], head_w, weight, bias), text_mask) if not row.done else []
+                for i, row in enumerate(rows)
+            ]
             width = max(len(f) for f in feeds)
             if width == 0:
                 break
@@ -250,7 +286,6 @@ def plan_batch(
             passes += 1
             fed = step_mask.sum(1)
             last = out.last_hidden_state[rows_idx, (fed - 1).clamp(min=0)]
-            logits = head_w(last).float()
             next_pos = next_pos + fed
     t_decode = time.perf_counter()
 

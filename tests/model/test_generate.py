@@ -132,3 +132,25 @@ def test_the_cached_system_prefix_follows_the_weights(tiny_config):
     assert _system_prefix(model) is not first
     model.train()
     assert _system_prefix(model) is None
+
+
+def test_logits_of_the_allowed_ids_alone_decode_the_same_plans(tiny_config, samples, monkeypatch):
+    """Constrained steps multiply the hidden state by the allowed rows of the head only; the plans, controls and
+    explanations equal those decoded from the whole vocabulary's logits."""
+    from drive_vla.model import generate
+
+    head = torch.nn.Linear(8, 50)
+    hidden = torch.randn(8)
+    idx = torch.tensor([3, 17, 42])
+    rows = generate.RowLogits(hidden, head, *generate.head_matrix(head))
+    assert torch.allclose(rows.at(idx), head(hidden[None])[0][idx], atol=1e-6)
+    policy = DrivingPolicy.build(tiny_config())
+    batch = Batch.from_samples(samples[:3])
+    restricted = policy.model.plan(batch, explain=True)
+    monkeypatch.setattr(generate, "head_matrix", lambda head: (None, None))
+    full = policy.model.plan(batch, explain=True)
+    for a, b in zip(restricted, full):
+        assert np.array_equal(a.trajectory.xy, b.trajectory.xy) and a.text == b.text
+        assert (a.controls is None) == (b.controls is None)
+        if a.controls is not None:
+            assert a.controls == b.controls
