@@ -152,15 +152,6 @@ class DatasetConfig:
     perturb_prob: float = 0.3  # share of keyframe intervals driven with perturbed control
     perturb_steer: float = 0.2  # max |steer offset| (canonical steer units, [-1, 1] = full lock)
     perturb_pedal: float = 0.3  # max throttle (positive) or brake (negative) offset
-    # Speed holds, training scenes only: from a keyframe (with this probability per interval, above 2 m/s) the
-    # ego keeps its speed for up to perturb_hold_keyframes intervals whatever is ahead, as a policy that does
-    # not react does, until the thing ahead is closer than perturb_hold_min_gap_m or perturb_hold_min_ttc_s
-    # from contact, or the expert yields at a junction; then the expert drives again. The expert's plans
-    # from those states (expert_plan_labels) show braking for a car that is already close.
-    perturb_hold_prob: float = 0.0
-    perturb_hold_keyframes: int = 8
-    perturb_hold_min_gap_m: float = 5.0
-    perturb_hold_min_ttc_s: float = 1.5
     # Label every keyframe of a noisy scene with the expert's own plan from that state (a counterfactual
     # rollout, written as the dataset's expert plans), not with the recorded future that holds later noise.
     expert_plan_labels: bool = True
@@ -175,16 +166,6 @@ class DatasetConfig:
             raise ValueError(f"dataset.max_attempts: got {self.max_attempts!r}, expected >= 1")
         if not 0.0 <= self.perturb_prob <= 1.0:
             raise ValueError(f"dataset.perturb_prob: got {self.perturb_prob!r}, expected a probability in [0, 1]")
-        if not 0.0 <= self.perturb_hold_prob <= 1.0:
-            raise ValueError(
-                f"dataset.perturb_hold_prob: got {self.perturb_hold_prob!r}, expected a probability in [0, 1]"
-            )
-        if self.perturb_hold_keyframes < 1 or self.perturb_hold_min_gap_m < 0.0 or self.perturb_hold_min_ttc_s < 0.0:
-            raise ValueError(
-                "dataset.perturb_hold_keyframes/perturb_hold_min_gap_m/perturb_hold_min_ttc_s: got "
-                f"{self.perturb_hold_keyframes!r}/{self.perturb_hold_min_gap_m!r}/{self.perturb_hold_min_ttc_s!r}, "
-                "expected >= 1 keyframe interval, a gap >= 0 m and a time >= 0 s"
-            )
         if not (0.0 <= self.perturb_steer <= 1.0 and 0.0 <= self.perturb_pedal <= 1.0):
             raise ValueError(
                 f"dataset.perturb_steer/perturb_pedal: got {self.perturb_steer!r}/{self.perturb_pedal!r}, "

@@ -80,28 +80,6 @@ def perturbed(control: Control, steer_offset: float, pedal_offset: float) -> Con
     return Control(steer=float(np.clip(control.steer + steer_offset, -1.0, 1.0)), throttle=throttle, brake=brake)
 
 
-HOLD_GAIN = 0.3  # throttle per m/s below the held speed
-HOLD_MIN_MPS = 2.0  # holds start only above this speed (holding a standstill shows nothing new)
-
-
-def held(control: Control, hold_mps: float, speed_mps: float) -> Control:
-    """The expert's steer with the pedals of a driver who holds ``hold_mps`` whatever is ahead (no brake)."""
-    throttle = float(np.clip(HOLD_GAIN * (hold_mps - speed_mps), 0.0, 1.0))
-    return Control(steer=control.steer, throttle=throttle, brake=0.0)
-
-
-def hold_ends(decision, speed_mps: float, min_gap_m: float, min_ttc_s: float) -> bool:
-    """Whether a speed hold must hand back to the expert: yielding at a junction, or the thing ahead closer
-    than ``min_gap_m`` or fewer than ``min_ttc_s`` seconds from contact at the current closing speed."""
-    if decision.reason == "yielding":
-        return True
-    gap = decision.ahead_distance_m
-    if gap is None:
-        return False
-    closing = speed_mps - (decision.ahead_speed_mps or 0.0)
-    return gap < min_gap_m or (closing > 0.0 and gap / closing < min_ttc_s)
-
-
 def capture_frame(world: EmbeddedWorld, written: bool, image_wh: tuple[int, int] | None) -> Frame:
     """The world's current keyframe; a ``written`` one also carries the expert's decision, the
     instruction, the route target and (unless ``image_wh`` is None) the six camera images."""
@@ -139,23 +117,17 @@ def record_episode(
     image_wh: tuple[int, int] | None,
     perturb: tuple[float, float, float] = (0.0, 0.0, 0.0),
     expert_futures: bool = False,
-    hold: tuple[float, int, float, float] = (0.0, 0, 0.0, 0.0),
 ) -> Episode:
     """Drive the expert for ``keyframes`` keyframes (+ FUTURE_STEPS more for labels) and record them.
 
     With ``image_wh`` None no camera is rendered (for timing the simulation alone). ``perturb`` =
     (probability, max steer offset, max pedal offset) of noise injection per keyframe interval
     (DatasetConfig.perturb_*); the noise is seeded by ``seed``. ``expert_futures`` stores on every
-    written keyframe the future the expert would drive from it (``counterfactual_frames``). ``hold`` =
-    (probability per keyframe interval, most keyframe intervals, min gap m, min time to contact s) of speed
-    holds (DatasetConfig.perturb_hold_*), drawn from their own seeded generator.
+    written keyframe the future the expert would drive from it (``counterfactual_frames``).
     """
     world.reset(scenario, seed)
     rng = np.random.default_rng(seed + 7919)
-    hold_rng = np.random.default_rng(seed + 104729)
     prob, max_steer, max_pedal = perturb
-    hold_prob, hold_max, hold_gap, hold_ttc = hold
-    hold_left, hold_mps = 0, 0.0
     frames: list[Frame] = []
     every = world.cfg.keyframe_every
     standstill = longest = 0.0
@@ -166,25 +138,11 @@ def record_episode(
         if k + 1 < keyframes + FUTURE_STEPS:
             noisy = prob > 0.0 and rng.random() < prob
             offsets = (rng.uniform(-max_steer, max_steer), rng.uniform(-max_pedal, max_pedal)) if noisy else None
-            if (
-                not hold_left
-                and hold_prob > 0.0
-                and hold_rng.random() < hold_prob
-                and world.ego_speed_mps > HOLD_MIN_MPS
-            ):
-                hold_left, hold_mps = int(hold_rng.integers(1, hold_max + 1)), world.ego_speed_mps
             for _ in range(every):
-                decision = world.expert_decision()
-                if hold_left and hold_ends(decision, world.ego_speed_mps, hold_gap, hold_ttc):
-                    hold_left = 0
-                if hold_left:
-                    world.step(held(decision.control, hold_mps, world.ego_speed_mps))
-                else:
-                    world.step(None if offsets is None else perturbed(decision.control, *offsets))
+                world.step(None if offsets is None else perturbed(world.expert_decision().control, *offsets))
                 standing = world.ego_speed_mps < 0.5 and not world.goal_reached
                 standstill = standstill + world.cfg.dt_s if standing else 0.0
                 longest = max(longest, standstill)
-            hold_left = max(0, hold_left - 1)
     return Episode(scenario, seed, world.description, frames, keyframes, world.collision, world.goal_reached, longest)
 
 
@@ -287,13 +245,8 @@ def _record_job(job: tuple) -> tuple:
         attempts += 1
         s = training_seed(int(seed) + 1_000_003 * attempt)
         perturb = (cfg.perturb_prob, cfg.perturb_steer, cfg.perturb_pedal) if noisy else (0.0, 0.0, 0.0)
-        hold = (
-            (cfg.perturb_hold_prob, cfg.perturb_hold_keyframes, cfg.perturb_hold_min_gap_m, cfg.perturb_hold_min_ttc_s)
-            if noisy
-            else (0.0, 0, 0.0, 0.0)
-        )
-        futures = noisy and cfg.expert_plan_labels and (cfg.perturb_prob > 0.0 or cfg.perturb_hold_prob > 0.0)
-        episode = record_episode(world, scenario, s, cfg.keyframes_per_scene, image_wh, perturb, futures, hold)
+        futures = noisy and cfg.expert_plan_labels and cfg.perturb_prob > 0.0
+        episode = record_episode(world, scenario, s, cfg.keyframes_per_scene, image_wh, perturb, futures)
         if episode.collision is None and episode.longest_standstill_s < cfg.max_standstill_s:
             break
     front = cfg.world.ego.center_ahead_m + cfg.world.ego.length_m / 2

@@ -225,32 +225,3 @@ def test_make_embedded_writes_expert_plans_for_noisy_training_scenes(tmp_path):
         np.testing.assert_allclose(reader.future(reader.tokens.index(token)).xy, plans[token][:, :2], atol=1e-3)
     off = make_embedded(tmp_path / "off", 2, seed=3, image_wh=(32, 18), config=replace(cfg, expert_plan_labels=False))
     assert off["expert_plans"] == 0 and read_expert_plans(tmp_path / "off", "v1.0-embedded") == {}
-
-
-def test_speed_hold_ends_for_yielding_a_close_car_or_a_short_time_to_contact():
-    from types import SimpleNamespace
-
-    from drive_vla.sim.dataset import held, hold_ends
-
-    def decision(reason="following", gap=None, speed=None):
-        return SimpleNamespace(reason=reason, ahead_distance_m=gap, ahead_speed_mps=speed)
-
-    assert not hold_ends(decision("free_road"), 20.0, 5.0, 1.5)
-    assert hold_ends(decision("yielding"), 5.0, 5.0, 1.5)
-    assert hold_ends(decision(gap=4.0, speed=20.0), 20.0, 5.0, 1.5)  # close, even without closing speed
-    assert hold_ends(decision(gap=20.0, speed=5.0), 20.0, 5.0, 1.5)  # 15 m/s closing: 1.3 s to contact
-    assert not hold_ends(decision(gap=40.0, speed=15.0), 20.0, 5.0, 1.5)  # 8 s to contact
-    assert not hold_ends(decision(gap=10.0, speed=25.0), 20.0, 5.0, 1.5)  # pulling away
-    c = held(Control(steer=0.1, throttle=0.0, brake=0.8), hold_mps=10.0, speed_mps=8.0)
-    assert c.steer == 0.1 and c.brake == 0.0 and c.throttle == pytest.approx(0.6)
-
-
-def test_speed_holds_put_the_expert_closer_to_the_car_ahead(world):
-    from drive_vla.sim.dataset import record_episode
-
-    gaps = {}
-    for name, hold in (("none", (0.0, 0, 0.0, 0.0)), ("hold", (1.0, 8, 5.0, 1.5))):
-        ep = record_episode(world, "highway", 800001, 60, None, hold=hold)
-        assert ep.collision is None
-        gaps[name] = [f.decision.ahead_distance_m for f in ep.frames[:60] if f.decision.ahead_distance_m is not None]
-    assert gaps["hold"] and min(gaps["hold"]) < min(gaps["none"])
