@@ -135,11 +135,22 @@ def check_image_size(name: str, width: object, height: object) -> None:
             raise ValueError(f"{name}.{what}: got {v!r}, expected an integer number of pixels in [16, 4096]")
 
 
+def teacher_world() -> WorldConfig:
+    """The world of recorded training data: the expert there is a teacher that yields to and brakes for
+    crossing traffic only within 50 m of the ego (what the tiny model's 128x72 cameras show as more than a
+    few pixels) and approaches yield lines at 5 m/s, so that a car coming into sight is still seen in time
+    (LEAD's perception-limited, cautious expert). The closed-loop expert baseline stays privileged."""
+    return WorldConfig(expert=ExpertConfig(perception_range_m=50.0, junction_approach_mps=5.0))
+
+
 @dataclass
 class DatasetConfig:
     """How ``make_embedded`` records scenes."""
 
-    keyframes_per_scene: int = 40  # 20 s at 2 Hz
+    # 40 s at 2 Hz. Closed-loop routes last 40-60 s, and 20 s scenes never reached their later phases (on a
+    # highway, closing in on the car ahead: with 20 s scenes a policy rear-ended it on 4 of 6 dev highways,
+    # with 40 s scenes on none; BENCHMARKS.md, closed-loop driving, round 4).
+    keyframes_per_scene: int = 80
     val_fraction: float = 0.2  # share of scenes in the "val" split (by scene, seeded)
     annotation_range_m: float = 80.0  # agents farther than this from the ego are not annotated
     max_attempts: int = 4  # a scene whose expert run collides or stalls is re-drawn with another seed
@@ -155,7 +166,8 @@ class DatasetConfig:
     # Label every keyframe of a noisy scene with the expert's own plan from that state (a counterfactual
     # rollout, written as the dataset's expert plans), not with the recorded future that holds later noise.
     expert_plan_labels: bool = True
-    world: WorldConfig = field(default_factory=WorldConfig)
+    # The world the scenes are recorded in; its expert is the teacher (teacher_world).
+    world: WorldConfig = field(default_factory=teacher_world)
 
     def __post_init__(self) -> None:
         if self.keyframes_per_scene < 1:
