@@ -67,8 +67,9 @@ def compile_parts(policy, target: str) -> None:
     model = policy.model
     if target in ("vision", "all"):
         model.vision.backbone = torch.compile(model.vision.backbone)
-    if target in ("lm", "all"):
-        model.lm.model = torch.compile(model.lm.model, dynamic=True)
+    if target in ("lm", "all"):  # in place: the generation code reaches the decoder through get_decoder()
+        decoder = model.lm.get_decoder()
+        decoder.forward = torch.compile(decoder.forward, dynamic=True)
 
 
 def parse_input_size(text: str) -> tuple[int, int]:

@@ -57,3 +57,19 @@ def test_bench_policy_sweep_refuses_unknown_lms_and_thread_counts():
         bench.run(parser.parse_args(["--sweep", "--sweep-lms", "gpt5"]))
     with pytest.raises(ValueError, match="--sweep-threads: got '0'"):
         bench.run(parser.parse_args(["--sweep", "--sweep-threads", "0"]))
+
+
+def test_compile_targets_wrap_the_parts_the_policy_calls(tiny_config):
+    """torch.compile is lazy: wrapping costs nothing until a call, so the test checks what gets wrapped."""
+    import pytest
+
+    from drive_vla.policy import DrivingPolicy
+
+    policy = DrivingPolicy.build(tiny_config())
+    decoder = policy.model.lm.get_decoder()
+    original = decoder.forward
+    bench.compile_parts(policy, "all")
+    assert type(policy.model.vision.backbone).__name__ == "OptimizedModule"
+    assert policy.model.lm.get_decoder().forward is not original  # reached through get_decoder(), as generation does
+    with pytest.raises(ValueError, match="--compile: got 'jit'"):
+        bench.compile_parts(policy, "jit")
