@@ -135,30 +135,46 @@ class RowDecoder:
         return [] if self.done else feed
 
 
-class RowLogits:
-    """The LM head's logits for one row, computed only for the ids that are read: a constrained step (the
-    waypoint and control grammars allow a few hundred ids of a vocabulary that may hold 150k) multiplies the
-    hidden state by those rows of the head's weight alone; free text computes the whole row.
+class StepLogits:
+    """The LM head's logits of one decoding step, computed only where they are read: a constrained step (the
+    waypoint and control grammars allow a few hundred ids of a vocabulary that may hold 150k) multiplies a
+    row's hidden state by those rows of the head's weight alone; free text computes the whole vocabulary,
+    once for every row of the batch.
 
     ``weight`` is the head's (V, H) float weight, or None where it is not a plain matrix (a quantized or
-    wrapped head): then the whole row is computed by ``head`` once and indexed.
+    wrapped head): then the whole vocabulary is computed by ``head`` and indexed.
     """
 
     def __init__(self, hidden: torch.Tensor, head: Any, weight: torch.Tensor | None, bias: torch.Tensor | None):
-        self.hidden, self.head, self.weight, self.bias = hidden, head, weight, bias
+        self.hidden, self.head, self.weight, self.bias = hidden, head, weight, bias  # hidden: (B, H)
         self._full: torch.Tensor | None = None
-        self.device = hidden.device
 
     def full(self) -> torch.Tensor:
+        """(B, V) logits of every row, computed on first use."""
         if self._full is None:
-            self._full = self.head(self.hidden[None])[0].float()
+            self._full = self.head(self.hidden).float()
         return self._full
 
+    def row(self, i: int) -> RowLogits:
+        return RowLogits(self, i)
+
+
+class RowLogits:
+    """One row of a ``StepLogits``: what ``RowDecoder.step`` reads."""
+
+    def __init__(self, step: StepLogits, i: int) -> None:
+        self.step, self.i = step, i
+        self.device = step.hidden.device
+
+    def full(self) -> torch.Tensor:
+        return self.step.full()[self.i]
+
     def at(self, index: torch.Tensor) -> torch.Tensor:
-        if self.weight is None or self._full is not None:
+        step = self.step
+        if step.weight is None or step._full is not None:
             return self.full()[index]
-        out = self.weight[index] @ self.hidden
-        return (out if self.bias is None else out + self.bias[index]).float()
+        out = step.weight[index] @ step.hidden[self.i]
+        return (out if step.bias is None else out + step.bias[index]).float()
 
 
 def head_matrix(head: Any) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -266,10 +282,8 @@ def plan_batch(
         weight, bias = head_matrix(head_w)
         next_pos = lengths.clone()
         while True:
-            feeds = [
-                row.step(RowLogits(last[i], head_w, weight, bias), text_mask) if not row.done else []
-                for i, row in enumerate(rows)
-            ]
+            logits = StepLogits(last, head_w, weight, bias)
+            feeds = [row.step(logits.row(i), text_mask) if not row.done else [] for i, row in enumerate(rows)]
             width = max(len(f) for f in feeds)
             if width == 0:
                 break

@@ -142,7 +142,7 @@ def test_logits_of_the_allowed_ids_alone_decode_the_same_plans(tiny_config, samp
     head = torch.nn.Linear(8, 50)
     hidden = torch.randn(8)
     idx = torch.tensor([3, 17, 42])
-    rows = generate.RowLogits(hidden, head, *generate.head_matrix(head))
+    rows = generate.StepLogits(hidden[None], head, *generate.head_matrix(head)).row(0)
     assert torch.allclose(rows.at(idx), head(hidden[None])[0][idx], atol=1e-6)
     policy = DrivingPolicy.build(tiny_config())
     batch = Batch.from_samples(samples[:3])
