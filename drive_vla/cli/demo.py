@@ -110,8 +110,7 @@ def run(args: argparse.Namespace) -> int:
         "--out",
         str(runs / "vla"),
     ]
-    if args.epochs is not None:
-        train += ["--set", f"trainer.max_epochs={args.epochs}"]
+    train += ["--set", f"trainer.max_epochs={args.epochs}"]
     stage(2, "train the tiny VLA (configs/train/embedded_tiny.yaml)", train, "2_train_vla.log")
     mlp = [
         "train",
