@@ -322,6 +322,7 @@ class CarlaEnv:
                 t,
                 usable_route_target(target.in_ego_frame(pose[:2], pose[2]), "observation.route_target"),
                 speed_limit_from_kmh(self.ego.get_speed_limit()),
+                target.junction_m,
             )
         completion, off_route = self._progress.update(pose[:2])
         collisions = self._events["collision"]

@@ -208,11 +208,13 @@ def build_observation(
     timestamp_s: float,
     route_target: np.ndarray | None = None,
     speed_limit_mps: float | None = None,
+    junction_m: float | None = None,
 ) -> Observation:
     """An Observation with the camera calibration of the rig (validated by Observation itself).
 
     ``route_target``: (ROUTE_TARGET_POINTS, 2) the route planner's next points in the ego frame, or None.
     ``speed_limit_mps``: the road's speed limit in m/s (CARLA's ``Vehicle.get_speed_limit()`` is km/h), or None.
+    ``junction_m``: the distance along the global plan to its next junction waypoint, or None.
     """
     return Observation(
         images=dict(images),
@@ -225,6 +227,7 @@ def build_observation(
         timestamp_s=float(timestamp_s),
         route_target=None if route_target is None else np.asarray(route_target, dtype=np.float32),
         speed_limit_mps=speed_limit_mps,
+        junction_m=junction_m,
     )
 
 

@@ -257,12 +257,13 @@ class DriveVLAAgent(AutonomousAgent):
         pose = np.array([xy[0], xy[1], yaw])
 
         if self.route.empty:
-            option, target_ego, route_target = RoadOption.LANEFOLLOW, None, None
+            option, target_ego, route_target, junction = RoadOption.LANEFOLLOW, None, None, None
         else:
             target = self.route.run_step(xy)
             points = target.in_ego_frame(xy, yaw)  # (ROUTE_TARGET_POINTS, 2), nearest first
             option, target_ego = target.option, points[0]
             route_target = usable_route_target(points, "observation.route_target")
+            junction = target.junction_m
         command: Command = command_for_road_option(option)
         instruction = instruction_for_road_option(option, cfg.instruction_style)
         ego = ego_state_from_sensors(readings.speed_mps, readings.imu, self._last_control.steer)
@@ -281,6 +282,7 @@ class DriveVLAAgent(AutonomousAgent):
                 instruction,
                 t,
                 route_target,
+                junction_m=junction,
             )
             plan = self._predict(obs)
             self._plan, self._plan_frame, self._last_policy_t = plan, self.step_count, t

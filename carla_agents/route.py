@@ -31,7 +31,7 @@ import numpy as np
 from drive_vla.data.labels import instruction_for_command
 from drive_vla.geometry import global_points_to_local, wrap_angle
 from drive_vla.route_planner import RoutePlanner as TargetPlanner
-from drive_vla.types import ROUTE_TARGET_POINTS, Command
+from drive_vla.types import JUNCTION_HORIZON_M, ROUTE_TARGET_POINTS, Command
 
 EARTH_RADIUS_EQUA_M = 6378137.0
 
@@ -46,6 +46,9 @@ class RoadOption(IntEnum):
     LANEFOLLOW = 4
     CHANGELANELEFT = 5
     CHANGELANERIGHT = 6
+
+
+JUNCTION_OPTIONS = (RoadOption.LEFT, RoadOption.RIGHT, RoadOption.STRAIGHT)  # the global plan's junction waypoints
 
 
 def parse_road_option(value: Any) -> RoadOption:
@@ -204,11 +207,13 @@ def resolve_heading(
 @dataclass(frozen=True)
 class RouteTarget:
     """The next route points to drive to: local-frame positions (nearest first), the first one's RoadOption,
-    and how many points remain."""
+    and how many points remain; ``junction_m`` is the distance along the route to the next junction
+    waypoint (``Observation.junction_m``)."""
 
     points_xy: np.ndarray
     option: RoadOption
     remaining: int
+    junction_m: float = JUNCTION_HORIZON_M
 
     @property
     def xy(self) -> np.ndarray:
@@ -245,7 +250,25 @@ class RoutePlanner(TargetPlanner):
         drop = self.advance(xy)
         self.options = self.options[drop:]
         k = self.target_index
-        return RouteTarget(self.targets(ROUTE_TARGET_POINTS), self.options[k], len(self.points) - k)
+        junction = junction_distance(xy, self.points, self.options)
+        return RouteTarget(self.targets(ROUTE_TARGET_POINTS), self.options[k], len(self.points) - k, junction)
+
+
+def junction_distance(xy: Sequence[float], points: np.ndarray, options: Sequence[RoadOption]) -> float:
+    """Metres from a car at ``xy`` along the route's remaining ``points`` (the first one reached, the second
+    ahead) to the entry of the next junction: the first point whose option is LEFT, RIGHT or STRAIGHT after
+    any such points the car is already among; at most JUNCTION_HORIZON_M (also when none lies within it)."""
+    i = 1 if len(points) > 1 else 0
+    along = float(np.hypot(*(np.asarray(points[i], dtype=np.float64) - np.asarray(xy, dtype=np.float64))))
+    inside = options[0] in JUNCTION_OPTIONS  # the junction the car is in is behind its entry
+    while i < len(points) and along < JUNCTION_HORIZON_M:
+        if options[i] in JUNCTION_OPTIONS and not inside:
+            return along
+        inside = inside and options[i] in JUNCTION_OPTIONS
+        if i + 1 < len(points):
+            along += float(np.hypot(*(points[i + 1] - points[i])))
+        i += 1
+    return JUNCTION_HORIZON_M
 
 
 def target_in_ego_frame(target_xy: Sequence[float], ego_xy: Sequence[float], ego_yaw_rad: float) -> np.ndarray:

@@ -12,6 +12,7 @@ FRAME_KEYS = (*CAMERA_NAMES, "intrinsics", "extrinsics", "ego", "history", "comm
 EGO_SOURCE_KEY = "ego_source"  # extra key: EgoState.as_vector keeps only whether the source is "can"
 ROUTE_TARGET_KEY = "route_target"  # extra key, present only when the observation has a route target
 SPEED_LIMIT_KEY = "speed_limit_mps"  # extra key, present only when the observation has a speed limit
+JUNCTION_KEY = "junction_m"  # extra key, present only when the observation has a junction distance
 
 
 def frame_path(episode_dir: str | Path, step: int) -> Path:
@@ -27,7 +28,7 @@ def save_observation(path: str | Path, obs: Observation) -> Path:
     Keys: ``CAM_*`` (H, W, 3) uint8 RGB; ``intrinsics`` (6, 3, 3) and ``extrinsics`` (6, 4, 4) float32 in
     CAMERA_NAMES order; ``ego`` (6,) float32 (EgoState.as_vector); ``ego_source`` str; ``history`` (4, 3)
     float32; ``command`` int64; ``instruction`` str; ``timestamp_s`` float64; ``route_target`` (2, 2) float32
-    and ``speed_limit_mps`` float64 when the observation has them. Strings are stored as numpy
+    ``speed_limit_mps`` and ``junction_m`` float64 when the observation has them. Strings are stored as numpy
     unicode arrays, so the file loads with ``allow_pickle=False``.
 
     Returns:
@@ -54,6 +55,8 @@ def save_observation(path: str | Path, obs: Observation) -> Path:
         arrays[ROUTE_TARGET_KEY] = np.asarray(obs.route_target, dtype=np.float32)
     if obs.speed_limit_mps is not None:
         arrays[SPEED_LIMIT_KEY] = np.array(float(obs.speed_limit_mps), dtype=np.float64)
+    if obs.junction_m is not None:
+        arrays[JUNCTION_KEY] = np.array(float(obs.junction_m), dtype=np.float64)
     np.savez_compressed(out, **arrays)
     return out
 
@@ -102,4 +105,5 @@ def load_observation(path: str | Path) -> Observation:
         timestamp_s=float(arrays["timestamp_s"]),
         route_target=arrays[ROUTE_TARGET_KEY].astype(np.float32) if ROUTE_TARGET_KEY in arrays else None,
         speed_limit_mps=float(arrays[SPEED_LIMIT_KEY]) if SPEED_LIMIT_KEY in arrays else None,
+        junction_m=float(arrays[JUNCTION_KEY]) if JUNCTION_KEY in arrays else None,
     )

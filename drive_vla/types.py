@@ -29,6 +29,7 @@ HISTORY_STEPS = 4  # past poses at 2 Hz: -2.0 s ... -0.5 s
 STEP_DT_S = 0.5
 ROUTE_TARGET_POINTS = 2  # the next route points handed to the policy (TCP / TransFuser++ style intent)
 MAX_ROUTE_TARGET_M = 200.0  # a route point farther than this from the ego is a fault, not intent
+JUNCTION_HORIZON_M = 100.0  # Observation.junction_m: a junction farther along the route reads as this
 MAX_SPEED_LIMIT_MPS = 100.0  # a speed limit above this (360 km/h) is a fault
 
 
@@ -94,6 +95,13 @@ def check_speed_limit(name: str, value: Any) -> None:
     check_finite_scalar(name, value)
     if not 0.0 < float(value) <= MAX_SPEED_LIMIT_MPS:
         _fail(name, value, f"a speed limit in (0, {MAX_SPEED_LIMIT_MPS:.0f}] m/s")
+
+
+def check_junction(name: str, value: Any) -> None:
+    """Raise ValueError unless ``value`` is a finite distance in [0, JUNCTION_HORIZON_M] metres."""
+    check_finite_scalar(name, value)
+    if not 0.0 <= float(value) <= JUNCTION_HORIZON_M:
+        _fail(name, value, f"a distance in [0, {JUNCTION_HORIZON_M:.0f}] m along the route")
 
 
 def check_route_target(name: str, value: Any) -> None:
@@ -250,6 +258,10 @@ class Observation:
         speed_limit_mps: the speed the car may drive where it is, m/s, as a map or navigation system gives
             it (the embedded world's cruise speed for the road, CARLA's ``get_speed_limit``); None where
             unknown (nuScenes).
+        junction_m: the distance along the route to the next junction entry (the yield line of an
+            intersection or roundabout), metres, in [0, JUNCTION_HORIZON_M]; JUNCTION_HORIZON_M when none
+            lies within it. A navigation system gives it: the embedded world's route, in CARLA the first
+            waypoint of the global plan whose RoadOption is not LANEFOLLOW. None where unknown (nuScenes).
     """
 
     images: Mapping[str, np.ndarray]
@@ -262,6 +274,7 @@ class Observation:
     timestamp_s: float = 0.0
     route_target: np.ndarray | None = None
     speed_limit_mps: float | None = None
+    junction_m: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "command", Command.parse(self.command))
@@ -293,6 +306,8 @@ class Observation:
             check_route_target("observation.route_target", self.route_target)
         if self.speed_limit_mps is not None:
             check_speed_limit("observation.speed_limit_mps", self.speed_limit_mps)
+        if self.junction_m is not None:
+            check_junction("observation.junction_m", self.junction_m)
 
     @property
     def image_hw(self) -> tuple[int, int]:
@@ -450,6 +465,8 @@ class Batch:
         route_target_mask: (B,) bool, True where the observation has a route target.
         speed_limit: (B,) float32 speed limits, m/s (zeros where absent).
         speed_limit_mask: (B,) bool, True where the observation has a speed limit.
+        junction: (B,) float32 distances to the next junction along the route, m (zeros where absent).
+        junction_mask: (B,) bool, True where the observation has that distance.
         traj: (B, FUTURE_STEPS, 3) float32 target poses, or None.
         traj_mask: (B, FUTURE_STEPS) bool, or None.
         control: (B, 3) float32 [steer, throttle, brake] labels, or None.
@@ -468,6 +485,8 @@ class Batch:
     route_target_mask: Any = None
     speed_limit: Any = None
     speed_limit_mask: Any = None
+    junction: Any = None
+    junction_mask: Any = None
     traj: Any = None
     traj_mask: Any = None
     control: Any = None
@@ -525,6 +544,8 @@ class Batch:
             route_target_mask=torch.tensor([o.route_target is not None for o in observations], dtype=torch.bool),
             speed_limit=torch.tensor([o.speed_limit_mps or 0.0 for o in observations], dtype=torch.float32),
             speed_limit_mask=torch.tensor([o.speed_limit_mps is not None for o in observations], dtype=torch.bool),
+            junction=torch.tensor([o.junction_m or 0.0 for o in observations], dtype=torch.float32),
+            junction_mask=torch.tensor([o.junction_m is not None for o in observations], dtype=torch.bool),
         )
 
     @classmethod

@@ -9,9 +9,9 @@ File layout (DriveLM's, extended with drive-vla's per-sample fields)::
                                                  "meta_action": str, "explanation": str,
                                                  "control": {"steer", "throttle", "brake"},
                                                  "route_target": [[x, y], [x, y]],
-                                                 "speed_limit_mps": float}}}}
+                                                 "speed_limit_mps": float, "junction_m": float}}}}
 (``route_target``: the next route points in the sample's ego frame, metres; ``speed_limit_mps``: the road's
-speed limit there; embedded data only.)
+speed limit there; ``junction_m``: the distance along the route to the next junction; embedded data only.)
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from drive_vla.types import ROUTE_TARGET_POINTS, Command, check_route_target, check_speed_limit
+from drive_vla.types import ROUTE_TARGET_POINTS, Command, check_junction, check_route_target, check_speed_limit
 
 LABEL_KEYS = (
     "QA",
@@ -34,6 +34,7 @@ LABEL_KEYS = (
     "control",
     "route_target",
     "speed_limit_mps",
+    "junction_m",
 )
 QA_KINDS = ("perception", "prediction", "planning", "behavior")
 
@@ -58,6 +59,8 @@ def check_label(label: dict[str, Any], where: str = "label") -> None:
         route_target(label, where)
     if "speed_limit_mps" in label:
         speed_limit(label, where)
+    if "junction_m" in label:
+        junction(label, where)
     qa = label.get("QA", {})
     if not isinstance(qa, dict):
         raise ValueError(f"{where}.QA: got {qa!r}, expected {{kind: [{{'Q': str, 'A': str}}]}}")
@@ -82,6 +85,22 @@ def speed_limit(label: dict[str, Any], where: str = "label") -> float | None:
     if isinstance(raw, bool) or not isinstance(raw, (int, float)):
         raise ValueError(f"{name}: got {raw!r}, expected a speed limit in m/s")
     check_speed_limit(name, raw)
+    return float(raw)
+
+
+def junction(label: dict[str, Any], where: str = "label") -> float | None:
+    """A label's distance to the next junction along the route in metres, or None where it has none (nuScenes).
+
+    Raises:
+        ValueError: naming ``<where>.junction_m`` when it is not a finite distance in [0, JUNCTION_HORIZON_M].
+    """
+    raw = label.get("junction_m")
+    if raw is None:
+        return None
+    name = f"{where}.junction_m"
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise ValueError(f"{name}: got {raw!r}, expected a distance in metres")
+    check_junction(name, raw)
     return float(raw)
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from drive_vla.data import labels as label_rules
-from drive_vla.data.drivelm import qa_pairs, route_target, speed_limit
+from drive_vla.data.drivelm import junction, qa_pairs, route_target, speed_limit
 from drive_vla.data.images import ImageCache, ImageError, files_fingerprint, load_camera_image
 from drive_vla.data.index import DatasetIndex, build_index, check_dataset_files, index_fingerprint
 from drive_vla.geometry import invert_transform, scale_intrinsics
@@ -352,6 +352,7 @@ class NuScenesReader:
             timestamp_s=float(ix.timestamp_us[i]) / 1e6,
             route_target=route_target(label, f"drive_vla_labels.json[{token}]"),
             speed_limit_mps=speed_limit(label, f"drive_vla_labels.json[{token}]"),
+            junction_m=junction(label, f"drive_vla_labels.json[{token}]"),
         )
         control = None
         if "control" in label:

@@ -196,6 +196,9 @@ class ModelConfig:
         speed_limit: the state encoder and the planner head read the observation's speed limit
             (``Observation.speed_limit_mps``: the embedded world's cruise speed for the road, CARLA's
             ``get_speed_limit``); where it is unknown (nuScenes) a learned "no limit" vector stands in.
+        junction: the state encoder and the planner head read the distance along the route to the next
+            junction (``Observation.junction_m``: the embedded world's route, CARLA's global plan); where it
+            is unknown (nuScenes) a learned "unknown" vector stands in.
         ego_inputs: what the state encoder and the planner head read of the ego state: "full" (the ego
             vector and past poses) or "speed" (the current speed and the source flag only; acceleration,
             yaw rate, steer and past poses are zero). "speed" cuts the copycat loop of a closed-loop
@@ -221,6 +224,7 @@ class ModelConfig:
     state_tokens: int = 1
     route_target: bool = False
     speed_limit: bool = False
+    junction: bool = False
     ego_inputs: Literal["full", "speed"] = "full"
     bev_aux: BEVAuxConfig = field(default_factory=BEVAuxConfig)
     output_mode: Literal["tokens", "head"] = "tokens"

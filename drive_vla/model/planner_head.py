@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from drive_vla.model.config import PlannerHeadConfig
-from drive_vla.model.state import EGO_STATUS_DIM, RouteTargetEncoder, SpeedLimitEncoder
+from drive_vla.model.state import EGO_STATUS_DIM, JunctionEncoder, RouteTargetEncoder, SpeedLimitEncoder
 from drive_vla.model.target_speed import TargetSpeedHead
 from drive_vla.types import FUTURE_STEPS, STEP_DT_S
 
@@ -39,6 +39,7 @@ class PlannerHead(nn.Module):
         steps: int = FUTURE_STEPS,
         route_target: bool = False,
         speed_limit: bool = False,
+        junction: bool = False,
     ) -> None:
         super().__init__()
         self.cfg = cfg
@@ -50,6 +51,7 @@ class PlannerHead(nn.Module):
             self.ego_in = nn.Sequential(nn.Linear(EGO_STATUS_DIM, w), nn.GELU(), nn.Linear(w, w), nn.GELU())
         self.route_in = RouteTargetEncoder(w) if route_target else None
         self.limit_in = SpeedLimitEncoder(w) if speed_limit else None
+        self.junction_in = JunctionEncoder(w) if junction else None
         if cfg.vae_latent > 0:
             self.prior = nn.Linear(w, 2 * cfg.vae_latent)
             self.posterior = nn.Sequential(nn.Linear(w + steps * 4, w), nn.GELU(), nn.Linear(w, 2 * cfg.vae_latent))
@@ -74,6 +76,8 @@ class PlannerHead(nn.Module):
         route_mask: torch.Tensor | None = None,
         speed_limit: torch.Tensor | None = None,
         limit_mask: torch.Tensor | None = None,
+        junction: torch.Tensor | None = None,
+        junction_mask: torch.Tensor | None = None,
     ) -> HeadOutput:
         """Waypoints from the ``<plan>`` hidden state.
 
@@ -87,6 +91,8 @@ class PlannerHead(nn.Module):
                 when the head was built with ``route_target``.
             speed_limit: (B,) speed limits in m/s and ``limit_mask`` (B,) bool; required (with ``speed_mps``)
                 when the head was built with ``speed_limit``.
+            junction: (B,) distances to the next junction in metres and ``junction_mask`` (B,) bool;
+                required (with ``speed_mps``) when the head was built with ``junction``.
 
         Returns:
             HeadOutput: poses (B, FUTURE_STEPS, 3) in metres/radians, KL (B,) or None, target-speed logits
@@ -112,6 +118,12 @@ class PlannerHead(nn.Module):
                     "speed_limit: got None, expected (B,) limits, a (B,) mask and speed_mps (speed_limit=true)"
                 )
             x = x + self.limit_in(speed_limit, speed_mps, limit_mask).to(x.dtype)
+        if self.junction_in is not None:
+            if junction is None or junction_mask is None or speed_mps is None:
+                raise ValueError(
+                    "junction: got None, expected (B,) distances, a (B,) mask and speed_mps (junction=true)"
+                )
+            x = x + self.junction_in(junction, speed_mps, junction_mask).to(x.dtype)
         kl = None
         if self.cfg.vae_latent > 0:
             mu_p, logvar_p = self.prior(x).chunk(2, dim=-1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from drive_vla.types import HISTORY_STEPS, ROUTE_TARGET_POINTS
+from drive_vla.types import HISTORY_STEPS, JUNCTION_HORIZON_M, ROUTE_TARGET_POINTS
 
 # Rough scales so the MLP sees values of order one: [speed m/s, ax, ay m/s^2, yaw rate rad/s, steer, from_can]
 EGO_SCALE = (10.0, 3.0, 3.0, 0.5, 1.0, 1.0)
@@ -13,6 +13,7 @@ HISTORY_SCALE = (10.0, 5.0, 0.5)  # past [x m, y m, yaw rad]
 NUM_COMMANDS = 3
 ROUTE_TARGET_SCALE_M = 20.0  # route points [x, y] in metres / this
 SPEED_LIMIT_SCALE_MPS = 10.0  # speed limit and its gap to the current speed, m/s / this
+JUNCTION_NEAR_M = 25.0  # the junction distance also enters as exp(-d / this): fine resolution near the line
 
 
 EGO_STATUS_DIM = len(EGO_SCALE) + HISTORY_STEPS * 3 + NUM_COMMANDS
@@ -74,6 +75,31 @@ class SpeedLimitEncoder(nn.Module):
         return torch.where(mask.bool()[:, None], x, self.no_limit.expand_as(x))
 
 
+def junction_inputs(batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A Batch's (B,) distances to the next junction in metres and (B,) bool mask on ``device`` (absent: mask False)."""
+    n = int(batch.ego.shape[0])
+    if batch.junction is None:
+        return torch.zeros(n, device=device), torch.zeros(n, dtype=torch.bool, device=device)
+    return batch.junction.to(device), batch.junction_mask.to(device)
+
+
+class JunctionEncoder(nn.Module):
+    """(B,) distance to the next junction along the route, (B,) current speed, (B,) mask -> (B, width).
+    Where the mask is False (unknown, e.g. nuScenes) the output is a learned "no junction information" vector."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(3, width), nn.GELU(), nn.Linear(width, width))
+        self.unknown = nn.Parameter(torch.zeros(width))
+
+    def forward(self, distance: torch.Tensor, speed: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        dtype = self.unknown.dtype
+        d, speed = distance.to(dtype), speed.to(dtype)
+        feats = [d / JUNCTION_HORIZON_M, torch.exp(-d / JUNCTION_NEAR_M), speed / SPEED_LIMIT_SCALE_MPS]
+        x = self.mlp(torch.stack(feats, dim=1))  # (B, W)
+        return torch.where(mask.bool()[:, None], x, self.unknown.expand_as(x))
+
+
 class RouteTargetEncoder(nn.Module):
     """(B, ROUTE_TARGET_POINTS, 2) route points in the ego frame, (B,) mask -> (B, width).
 
@@ -96,7 +122,8 @@ class StateEncoder(nn.Module):
     """(B, 6) ego, (B, HISTORY_STEPS, 3) history, (B,) command [, route target] -> (B, num_tokens, lm_hidden).
 
     With ``route_target`` the next route points (or the learned "no target" vector) enter the state too,
-    and with ``speed_limit`` the speed limit (or the learned "no limit" vector).
+    and with ``speed_limit`` the speed limit (or the learned "no limit" vector), and with ``junction`` the
+    distance to the next junction (or the learned "unknown" vector).
     """
 
     def __init__(
@@ -106,10 +133,12 @@ class StateEncoder(nn.Module):
         width: int = 128,
         route_target: bool = False,
         speed_limit: bool = False,
+        junction: bool = False,
     ) -> None:
         super().__init__()
         self.route = RouteTargetEncoder(width) if route_target else None
         self.limit = SpeedLimitEncoder(width) if speed_limit else None
+        self.junction = JunctionEncoder(width) if junction else None
         self.num_tokens = num_tokens
         self.register_buffer("ego_scale", torch.tensor(EGO_SCALE), persistent=False)
         self.register_buffer("history_scale", torch.tensor(HISTORY_SCALE), persistent=False)
@@ -131,6 +160,8 @@ class StateEncoder(nn.Module):
         route_mask: torch.Tensor | None = None,
         speed_limit: torch.Tensor | None = None,
         limit_mask: torch.Tensor | None = None,
+        junction: torch.Tensor | None = None,
+        junction_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:
         dtype = self.command_embed.weight.dtype
         speed = ego[:, 0]
@@ -147,4 +178,8 @@ class StateEncoder(nn.Module):
             if speed_limit is None or limit_mask is None:
                 raise ValueError("speed_limit: got None, expected (B,) limits and a (B,) mask (speed_limit=true)")
             x = x + self.limit(speed_limit, speed, limit_mask)
+        if self.junction is not None:
+            if junction is None or junction_mask is None:
+                raise ValueError("junction: got None, expected (B,) distances and a (B,) mask (junction=true)")
+            x = x + self.junction(junction, speed, junction_mask)
         return self.out(x).view(-1, self.num_tokens, self.lm_hidden)  # (B, S, H_lm)

@@ -20,6 +20,7 @@ from drive_vla.model.state import (
     SPEED_ONLY_EGO,
     StateEncoder,
     ego_status_features,
+    junction_inputs,
     route_target_inputs,
     speed_limit_inputs,
 )
@@ -67,11 +68,15 @@ class DriveVLA(nn.Module):
         hidden = int(lm.config.hidden_size)
         self.vision = VisionTokenizer(cfg.vision, hidden)
         self.state_encoder = StateEncoder(
-            hidden, cfg.state_tokens, route_target=cfg.route_target, speed_limit=cfg.speed_limit
+            hidden,
+            cfg.state_tokens,
+            route_target=cfg.route_target,
+            speed_limit=cfg.speed_limit,
+            junction=cfg.junction,
         )
         self.lm = lm
         self.planner_head = PlannerHead(
-            cfg.planner_head, hidden, route_target=cfg.route_target, speed_limit=cfg.speed_limit
+            cfg.planner_head, hidden, route_target=cfg.route_target, speed_limit=cfg.speed_limit, junction=cfg.junction
         )
         self.bev_head = BEVAuxHead(cfg.bev_aux, hidden) if cfg.bev_aux.enabled else None
         self.action_tokenizer = action_tokenizer
@@ -131,7 +136,10 @@ class DriveVLA(nn.Module):
         route, route_mask = route_target_inputs(batch, dev)
         ego, history = self.ego_inputs(batch)
         limit, limit_mask = speed_limit_inputs(batch, dev)
-        state = self.state_encoder(ego, history, batch.command.to(dev), route, route_mask, limit, limit_mask)
+        junction, junction_mask = junction_inputs(batch, dev)
+        state = self.state_encoder(
+            ego, history, batch.command.to(dev), route, route_mask, limit, limit_mask, junction, junction_mask
+        )
         return vis.to(self.dtype), state.to(self.dtype)
 
     def ego_inputs(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -159,6 +167,8 @@ class DriveVLA(nn.Module):
             inputs["route_target"], inputs["route_mask"] = route_target_inputs(batch, dev)
         if self.cfg.speed_limit:
             inputs["speed_limit"], inputs["limit_mask"] = speed_limit_inputs(batch, dev)
+        if self.cfg.junction:
+            inputs["junction"], inputs["junction_mask"] = junction_inputs(batch, dev)
         return inputs
 
     def embed(self, ids: torch.Tensor, visual: torch.Tensor, state: torch.Tensor) -> torch.Tensor:

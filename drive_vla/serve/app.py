@@ -206,6 +206,7 @@ def to_observation(req: PlanRequest) -> Observation:
             timestamp_s=req.timestamp_s,
             route_target=None if req.route_target is None else np.asarray(req.route_target, dtype=np.float32),
             speed_limit_mps=req.speed_limit_mps,
+            junction_m=req.junction_m,
         )
     except ValueError as exc:  # the library's own checks name the field before the colon
         field, _, message = str(exc).partition(": ")

@@ -42,6 +42,8 @@ def request_from_observation(
         body["route_target"] = [[float(v) for v in p] for p in obs.route_target]
     if obs.speed_limit_mps is not None:
         body["speed_limit_mps"] = float(obs.speed_limit_mps)
+    if obs.junction_m is not None:
+        body["junction_m"] = float(obs.junction_m)
     if with_calibration:
         body["intrinsics"] = {cam: obs.intrinsics[cam].astype(float).tolist() for cam in CAMERA_NAMES}
         body["extrinsics"] = {cam: obs.extrinsics[cam].astype(float).tolist() for cam in CAMERA_NAMES}

@@ -17,7 +17,14 @@ from pydantic import (
 )
 
 from drive_vla.serve.images import MAX_IMAGE_WH, MIN_IMAGE_SIDE_PX, decode_image
-from drive_vla.types import CAMERA_NAMES, HISTORY_STEPS, MAX_ROUTE_TARGET_M, MAX_SPEED_LIMIT_MPS, ROUTE_TARGET_POINTS
+from drive_vla.types import (
+    CAMERA_NAMES,
+    HISTORY_STEPS,
+    JUNCTION_HORIZON_M,
+    MAX_ROUTE_TARGET_M,
+    MAX_SPEED_LIMIT_MPS,
+    ROUTE_TARGET_POINTS,
+)
 
 MAX_TEXT_CHARS = 500  # instruction and question
 
@@ -174,6 +181,14 @@ class PlanRequest(_Strict):
         gt=0.0,
         le=MAX_SPEED_LIMIT_MPS,
         description="the speed limit where the car is, m/s (a map's or CARLA's get_speed_limit() / 3.6); "
+        "absent where unknown",
+    )
+    junction_m: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=JUNCTION_HORIZON_M,
+        description="the distance along the route to the next junction entry, m (the first global-plan "
+        f"waypoint whose RoadOption is not LANEFOLLOW); {JUNCTION_HORIZON_M:.0f} when none is nearer; "
         "absent where unknown",
     )
 

@@ -51,6 +51,7 @@ class Frame:
     images: dict[str, np.ndarray] | None = None
     route_target: np.ndarray | None = None  # (ROUTE_TARGET_POINTS, 2) next route points, ego frame
     speed_limit_mps: float | None = None  # the cruise speed the road allows here
+    junction_m: float | None = None  # the distance along the route to the next junction
     expert_future: list[Frame] | None = None  # the FUTURE_STEPS keyframes the expert would drive from here
 
 
@@ -89,6 +90,7 @@ def capture_frame(world: EmbeddedWorld, written: bool, image_wh: tuple[int, int]
         frame.instruction = world.instruction
         frame.route_target = usable_route_target(world.route_target(), "frame.route_target")
         frame.speed_limit_mps = world.speed_limit_mps()
+        frame.junction_m = world.junction_m()
         if image_wh is not None:
             frame.images = world.render(*image_wh)
     return frame
@@ -168,6 +170,8 @@ def sample_label(episode: Episode, k: int, ego_front_m: float) -> dict:
     route = {} if frame.route_target is None else {"route_target": frame.route_target.round(3).tolist()}
     if frame.speed_limit_mps is not None:
         route["speed_limit_mps"] = round(float(frame.speed_limit_mps), 3)
+    if frame.junction_m is not None:
+        route["junction_m"] = round(float(frame.junction_m), 3)
     return {
         "QA": build_qa(frame.ego_pose, frame.ego.speed_mps, frame.agents, futures, d, meta, ego_front_m),
         "instruction": frame.instruction,

@@ -116,6 +116,7 @@ class EmbeddedWorld(World):
             timestamp_s=self.time_s,
             route_target=usable_route_target(self.route_target(), "observation.route_target"),
             speed_limit_mps=self.speed_limit_mps(),
+            junction_m=self.junction_m(),
         )
 
     def _size(self, width: int | None, height: int | None) -> tuple[int, int]:

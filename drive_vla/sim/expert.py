@@ -57,7 +57,7 @@ class Expert:
 
         steer = self._pure_pursuit(ego, xy, arc)
         target, curve_limited = self._target_speed(ego.speed, lane.speed_limit, arc, heading)
-        target = min(target, self._junction_cap(world, piece))
+        target = min(target, self._junction_cap(world))
 
         # The ego is not exactly on the centre line (pure pursuit cuts curves): widen the corridor by its offset.
         widen = min(abs(lat), 1.5)
@@ -137,14 +137,12 @@ class Expert:
         v = float(min(base, allowed.min()))
         return max(v, 2.0), v < base - 0.5
 
-    def _junction_cap(self, world: World, piece: int) -> float:
+    def _junction_cap(self, world: World) -> float:
         """The cautious approach speed before a yield line (ExpertConfig.junction_approach_*): a target
         that decelerates comfortably to ``junction_approach_mps`` at the line; no cap elsewhere."""
-        cfg, route = self.cfg, world.route
-        if cfg.junction_approach_mps <= 0.0 or route.stop_piece is None or piece > route.stop_piece:
-            return math.inf
-        to_line = route.piece_arc(route.stop_piece) - world.route_arc - self.ego_cfg.length_m / 2
-        if to_line > cfg.junction_approach_m or to_line < -cfg.commit_after_m:
+        cfg = self.cfg
+        to_line = world.to_yield_line_m() if cfg.junction_approach_mps > 0.0 else None
+        if to_line is None or to_line > cfg.junction_approach_m or to_line < -cfg.commit_after_m:
             return math.inf
         return math.sqrt(cfg.junction_approach_mps**2 + 2.0 * cfg.comfort_decel_mps2 * max(to_line, 0.0))
 

@@ -60,6 +60,7 @@ REFUSED: dict[str, tuple[Any, str]] = {
         "observation.route_target",
     ),
     "bad speed limit": (lambda f, r: f.update(speed_limit_mps=float(r.choice([math.nan, -5.0, 1e6]))), "speed_limit"),
+    "bad junction distance": (lambda f, r: f.update(junction_m=float(r.choice([math.nan, -5.0, 1e6]))), "junction_m"),
     "1 MB instruction": (lambda f, r: f.update(instruction="turn left " * 110_000), "observation.instruction"),
     "NaN timestamp": (lambda f, r: f.update(timestamp_s=math.nan), "observation.timestamp_s"),
 }

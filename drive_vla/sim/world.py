@@ -57,6 +57,7 @@ from drive_vla.sim.route import LaneCache, Route
 from drive_vla.sim.vehicles import EgoVehicle, TrafficVehicle, make_traffic
 from drive_vla.types import (
     HISTORY_STEPS,
+    JUNCTION_HORIZON_M,
     ROUTE_TARGET_POINTS,
     STEP_DT_S,
     Boxes,
@@ -326,6 +327,23 @@ class World:
         route's current lane (what the expert aims for before curves and traffic; a map gives it)."""
         limit = self.road.network.get_lane(self.route.lanes[self.route_piece]).speed_limit
         return float(min(self.desired_speed_mps, limit if limit else math.inf))
+
+    def to_yield_line_m(self) -> float | None:
+        """Distance along the route from the ego's front to the route's yield line (the entry of its
+        junction or roundabout), metres; negative once the front has crossed it, None when the route has
+        no yield line or the ego has left the lane that ends at it."""
+        r = self.route
+        if r.stop_piece is None or self.route_piece > r.stop_piece:
+            return None
+        return float(r.piece_arc(r.stop_piece) - self.route_arc - self.cfg.ego.length_m / 2)
+
+    def junction_m(self) -> float:
+        """``Observation.junction_m``: the distance to the yield line ahead, clipped to [0,
+        JUNCTION_HORIZON_M]; the horizon once it is behind the ego or when the route has none."""
+        to_line = self.to_yield_line_m()
+        if to_line is None or to_line < 0.0:
+            return JUNCTION_HORIZON_M
+        return float(min(to_line, JUNCTION_HORIZON_M))
 
     def route_target(self) -> np.ndarray:
         """(ROUTE_TARGET_POINTS, 2) float32: the route planner's next points in the current ego frame."""

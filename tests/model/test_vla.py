@@ -324,27 +324,39 @@ def test_route_target_reaches_state_and_head_and_absent_targets_use_the_learned_
     assert plain.state_encoder.route is None and plain.planner_head.route_in is None
 
 
-def test_speed_limit_reaches_state_and_head_and_an_unknown_limit_uses_the_learned_vector(tiny_config, samples):
-    """With speed_limit the plan depends on the road's speed limit; where it is unknown (nuScenes) the
-    learned "no limit" vector stands in (whatever the zero-filled value says), and both get gradients."""
-    cfg = tiny_config("speed_limit=true", "output_mode=head", "planner_head.residual_to_constant_velocity=true")
+# (config flag, Observation field, Batch field, its mask, state-encoder module, head module, learned vector,
+#  values for the four samples, a shift that changes the input)
+SCALAR_INPUTS = {
+    "speed_limit": ("speed_limit", "speed_limit_mps", "speed_limit", "speed_limit_mask", "limit", "limit_in", "no_limit", 10.0, 8.0),
+    "junction": ("junction", "junction_m", "junction", "junction_mask", "junction", "junction_in", "unknown", 5.0, 30.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCALAR_INPUTS))
+def test_scalar_inputs_reach_state_and_head_and_an_unknown_one_uses_the_learned_vector(tiny_config, samples, name):
+    """With speed_limit (junction) the plan depends on the road's speed limit (the distance to the next
+    junction); where it is unknown (nuScenes) the learned vector stands in (whatever the zero-filled value
+    says), and both get gradients."""
+    flag, obs_field, field, mask_field, state_mod, head_mod, vector, base, shift = SCALAR_INPUTS[name]
+    cfg = tiny_config(f"{flag}=true", "output_mode=head", "planner_head.residual_to_constant_velocity=true")
     model = DrivingPolicy.build(cfg).model.eval()
-    limited = [
-        dataclasses.replace(s, observation=dataclasses.replace(s.observation, speed_limit_mps=10.0 + 3.0 * i))
+    given = [
+        dataclasses.replace(s, observation=dataclasses.replace(s.observation, **{obs_field: base + 3.0 * i}))
         for i, s in enumerate(samples)
     ]
-    batch = Batch.from_samples(limited)
-    assert batch.speed_limit.tolist() == [10.0, 13.0, 16.0, 19.0] and bool(batch.speed_limit_mask.all())
-    faster = dataclasses.replace(batch, speed_limit=batch.speed_limit + 8.0)
+    batch = Batch.from_samples(given)
+    assert getattr(batch, field).tolist() == [base + 3.0 * i for i in range(4)]
+    assert bool(getattr(batch, mask_field).all())
+    shifted = dataclasses.replace(batch, **{field: getattr(batch, field) + shift})
     hidden = torch.zeros(len(batch), model.hidden_size)
     with torch.no_grad():
         a = model.planner_head(hidden, **model.head_inputs(batch))[0]
-        b = model.planner_head(hidden, **model.head_inputs(faster))[0]
-        state, state_faster = model.encode_observations(batch)[1], model.encode_observations(faster)[1]
-    assert not torch.allclose(a, b) and not torch.allclose(state, state_faster)
+        b = model.planner_head(hidden, **model.head_inputs(shifted))[0]
+        state, state_shifted = model.encode_observations(batch)[1], model.encode_observations(shifted)[1]
+    assert not torch.allclose(a, b) and not torch.allclose(state, state_shifted)
     unknown = Batch.from_samples(samples)
-    assert not bool(unknown.speed_limit_mask.any())
-    garbage = dataclasses.replace(unknown, speed_limit=torch.full_like(unknown.speed_limit, 50.0))
+    assert not bool(getattr(unknown, mask_field).any())
+    garbage = dataclasses.replace(unknown, **{field: torch.full_like(getattr(unknown, field), 50.0)})
     with torch.no_grad():
         assert torch.equal(model.encode_observations(unknown)[1], model.encode_observations(garbage)[1])
         assert torch.equal(
@@ -352,12 +364,12 @@ def test_speed_limit_reaches_state_and_head_and_an_unknown_limit_uses_the_learne
             model.planner_head(hidden, **model.head_inputs(garbage))[0],
         )
     model.train()
-    model.losses(Batch.from_samples(limited[:2] + samples[2:]))["head_l1"].backward()
-    for enc in (model.planner_head.limit_in, model.state_encoder.limit):
-        assert enc.no_limit.grad is not None and enc.no_limit.grad.abs().sum() > 0
+    model.losses(Batch.from_samples(given[:2] + samples[2:]))["head_l1"].backward()
+    for enc in (getattr(model.planner_head, head_mod), getattr(model.state_encoder, state_mod)):
+        assert getattr(enc, vector).grad is not None and getattr(enc, vector).grad.abs().sum() > 0
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in enc.mlp.parameters())
     plain = DrivingPolicy.build(tiny_config()).model
-    assert plain.state_encoder.limit is None and plain.planner_head.limit_in is None
+    assert getattr(plain.state_encoder, state_mod) is None and getattr(plain.planner_head, head_mod) is None
 
 
 def test_vision_reads_only_its_cameras(tiny_config):

@@ -87,6 +87,14 @@ def test_plan_passes_the_speed_limit_and_refuses_a_bad_one(server, good_body, st
         assert r.status_code == 422 and "speed_limit_mps" in r.text, bad
 
 
+def test_plan_passes_the_junction_distance_and_refuses_a_bad_one(server, good_body, stub_policy):
+    _assert_good(server, {**good_body, "junction_m": 23.5})
+    assert stub_policy.last_obs.junction_m == pytest.approx(23.5)
+    for bad in (-1.0, 1e6, "near"):
+        r = _post(server, "/plan", {**good_body, "junction_m": bad})
+        assert r.status_code == 422 and "junction_m" in r.text, bad
+
+
 def test_plan_uses_sent_calibration_and_jpeg(server, make_obs, stub_policy):
     obs = make_obs()
     body = request_from_observation(obs, image_format="jpeg")

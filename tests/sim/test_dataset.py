@@ -138,6 +138,9 @@ def test_make_embedded_writes_a_readable_dataset(tmp_path):
     # So does the road's speed limit.
     limit = reader.get(reader.tokens[i]).observation.speed_limit_mps
     assert limit is not None and limit == pytest.approx(episode.frames[0].speed_limit_mps, abs=1e-3)
+    # And the distance to the next junction.
+    junction = reader.get(reader.tokens[i]).observation.junction_m
+    assert junction is not None and junction == pytest.approx(episode.frames[0].junction_m, abs=1e-3)
 
 
 def test_scene_plan_is_balanced_and_seeded():
