@@ -10,7 +10,8 @@ import pytest
 
 from drive_vla.data.labels import command_from_trajectory, meta_action
 from drive_vla.geometry import global_poses_to_local
-from drive_vla.sim.config import CameraConfig, DatasetConfig, WorldConfig
+from drive_vla.sim import dataset as dataset_module
+from drive_vla.sim.config import CameraConfig, DatasetConfig, WorldConfig, teacher_world
 from drive_vla.sim.dataset import (
     future_poses,
     keyframe_label,
@@ -21,6 +22,7 @@ from drive_vla.sim.dataset import (
     scene_plan,
     split_scenes,
 )
+from drive_vla.sim.embedded import EmbeddedWorld
 from drive_vla.sim.expert import ExpertDecision
 from drive_vla.sim.qa import build_qa
 from drive_vla.sim.world import Agent
@@ -191,6 +193,26 @@ def test_noise_injection_moves_the_ego_but_keeps_the_expert_labels(world):
     assert (c.steer, c.throttle, c.brake) == (1.0, 0.0, 0.3)
     c = perturbed(Control(steer=0.0, throttle=0.0, brake=0.5), -0.1, 0.2)
     assert (c.steer, c.throttle) == (-0.1, 0.0) and c.brake == pytest.approx(0.3)
+
+
+def test_shared_expert_rollouts_give_the_labels_of_a_fresh_copy_per_keyframe(monkeypatch):
+    """ExpertFutures reuses one copy of the world while it drives as the expert; every keyframe's future
+    (ego poses and agents) equals the one a fresh deep copy at that keyframe drives."""
+    world = EmbeddedWorld(teacher_world())
+    shared = record_episode(world, "intersection", 5, 16, None, perturb=(0.3, 0.15, 0.3), expert_futures=True)
+    fresh_at = dataset_module.ExpertFutures.at
+
+    def fresh(self, w):
+        self.drop()
+        return fresh_at(self, w)
+
+    monkeypatch.setattr(dataset_module.ExpertFutures, "at", fresh)
+    again = record_episode(world, "intersection", 5, 16, None, perturb=(0.3, 0.15, 0.3), expert_futures=True)
+    for a, b in zip(shared.frames[: shared.keyframes], again.frames[: again.keyframes]):
+        assert [f.ego_pose for f in a.expert_future] == [f.ego_pose for f in b.expert_future]
+        assert [[x.xyz.tolist() for x in f.agents] for f in a.expert_future] == [
+            [x.xyz.tolist() for x in f.agents] for f in b.expert_future
+        ]
 
 
 def test_noisy_keyframes_are_labelled_with_the_experts_own_plan(world):
