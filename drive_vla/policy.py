@@ -292,6 +292,19 @@ class DrivingPolicy:
         )
         return plan[0].text or ""
 
+    def explain_batch(self, observations: Sequence[Observation], question: str | None = None) -> list[str]:
+        """``explain`` for several observations in one generation (row i reads row i of the temporal memory,
+        as ``predict_batch`` wrote it); greedy decoding, so each text is the one ``explain`` gives up to
+        float-summation order."""
+        if question is not None and (not isinstance(question, str) or not question.strip()):
+            raise ValueError(f"question: got {question!r}, expected a non-empty string")
+        if self.model.training:
+            self.model.eval()
+        plans = self.model.plan(
+            self._batch(observations), explain=True, question=question or DEFAULT_EXPLAIN_QUESTION, memory="read"
+        )
+        return [p.text or "" for p in plans]
+
     @property
     def plans_with_head(self) -> bool:
         """Whether ``predict`` drives on the planner head (so token decoding is a second, slower reading)."""

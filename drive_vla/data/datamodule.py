@@ -180,6 +180,7 @@ class DriveDataModule(L.LightningDataModule):
         val_split: str = "val",
         image_hw: tuple[int, int] | None = None,
         cache_dir: str = "",
+        cameras: bool = True,
         qa_file: str = "",
         batch_size: int = 4,
         num_workers: int = 0,
@@ -206,6 +207,7 @@ class DriveDataModule(L.LightningDataModule):
         self.dataroot, self.version = dataroot, version
         self.train_split, self.val_split = train_split, val_split
         self.image_hw, self.cache_dir, self.qa_file = image_hw, cache_dir, qa_file
+        self.cameras = cameras
         self.batch_size, self.num_workers, self.seed, self.shuffle = batch_size, num_workers, seed, shuffle
         self.max_train_samples, self.max_val_samples = max_train_samples, max_val_samples
         self._train_src, self._val_src = train, val
@@ -221,6 +223,7 @@ class DriveDataModule(L.LightningDataModule):
             split=split or None,
             image_hw=tuple(self.image_hw) if self.image_hw else None,
             cache_dir=self.cache_dir or None,
+            cameras=self.cameras,
             qa_file=self.qa_file or None,
         )
 

@@ -73,6 +73,8 @@ class NuScenesReader:
             keys of ``<version>/splits.json`` otherwise); None for every scene.
         image_hw: (height, width) to resize the cameras to (intrinsics scaled to match); None keeps
             the stored size.
+        cameras: read the camera files; False gives black images of that size without reading any (for
+            models that read no camera, e.g. the ego MLP).
         cache_dir: folder for the index and decoded-image cache (keyed by a hash of the inputs).
         qa_file: optional DriveLM-format QA JSON joined by sample token.
         can_bus_root: folder holding ``can_bus/`` if not ``dataroot``.
@@ -91,12 +93,14 @@ class NuScenesReader:
         cache_dir: str | os.PathLike | None = None,
         qa_file: str | os.PathLike | None = None,
         *,
+        cameras: bool = True,
         can_bus_root: str | os.PathLike | None = None,
     ):
         self.dataroot = Path(dataroot)
         self.version = version
         self.split = split
         self.image_hw = _check_image_hw(image_hw)
+        self.cameras = bool(cameras)
         check_dataset_files(self.dataroot, version)
         can_root = Path(can_bus_root) if can_bus_root is not None else self.dataroot
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
@@ -312,6 +316,11 @@ class NuScenesReader:
 
     def images(self, i: int) -> dict[str, np.ndarray]:
         """The six camera images of sample ``i`` (uint8 RGB, at ``image_hw`` if set), from the cache if valid."""
+        if not self.cameras:
+            return {
+                cam: np.zeros((*(self.image_hw or self.index.cam_wh[i, c][::-1]), 3), np.uint8)
+                for c, cam in enumerate(CAMERA_NAMES)
+            }
         paths = self.camera_paths(i)
         token = self.tokens[i]
         fp = None

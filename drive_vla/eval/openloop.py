@@ -196,6 +196,27 @@ def _plan_poses(plan: Any) -> np.ndarray:
     return np.concatenate([xy, yaw[:, None]], axis=1)
 
 
+def _explain(planner: Planner, observations: Sequence[Observation]) -> list[Any]:
+    """Explanations for a batch (one ``explain_batch`` call where the planner has it, else ``explain`` per
+    sample); None for planners that cannot explain, an exception for a sample whose explanation failed."""
+    if hasattr(planner, "explain_batch"):
+        try:
+            texts = list(planner.explain_batch(list(observations)))
+            if len(texts) == len(observations):
+                return texts
+        except Exception:  # noqa: BLE001 - fall back to one call per sample to isolate the failure
+            pass
+    if not hasattr(planner, "explain"):
+        return [None] * len(observations)
+    out: list[Any] = []
+    for obs in observations:
+        try:
+            out.append(planner.explain(obs))
+        except Exception as exc:  # noqa: BLE001 - a planner failure is data for the report
+            out.append(exc)
+    return out
+
+
 def _predict(planner: Planner, observations: Sequence[Observation]) -> list[Any]:
     """Plans for a batch, or per-sample exceptions when the batch call fails."""
     try:
@@ -291,7 +312,8 @@ def run_openloop(
                 planner.reset()
             results = _predict(planner, observations)
             out.predict_s += time.perf_counter() - t0
-            for (idx, sample), res in zip(batch, results):
+            texts = _explain(planner, observations) if explain else [None] * len(observations)
+            for (idx, sample), res, explained in zip(batch, results, texts):
                 try:
                     if isinstance(res, Exception):
                         raise res
@@ -299,8 +321,10 @@ def run_openloop(
                     xy, yaw = ego_plan_to_lidar(poses, heading, gt.lidar2ego[idx])
                     text = getattr(res, "text", None)
                     meta = getattr(res, "meta_action", None)
-                    if explain and hasattr(planner, "explain"):
-                        text = planner.explain(sample.observation)
+                    if isinstance(explained, Exception):
+                        raise explained
+                    if explained is not None:
+                        text = explained
                         meta = meta or meta_action_from_text(text)
                     speed = sample.observation.ego.speed_mps
                     out.xy.append(xy)

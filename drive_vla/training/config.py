@@ -47,6 +47,8 @@ class DataConfig:
         train_split: split name of the training scenes.
         val_split: split name of the validation scenes ("" = no validation).
         image_hw: (height, width) the reader resizes camera images to.
+        cameras: read the camera images; false gives black images of ``image_hw`` without reading a file,
+            for models that read no camera (the ego MLP).
         cache_dir: reader cache folder ("" = none).
         qa_file: DriveLM-style QA JSON for real nuScenes ("" = the dataset's own labels, if any).
         batch_size: samples per step per device.
@@ -71,6 +73,7 @@ class DataConfig:
     train_split: str = "train"
     val_split: str = "val"
     image_hw: tuple[int, int] = (36, 64)
+    cameras: bool = True
     cache_dir: str = ""
     qa_file: str = ""
     batch_size: int = 4

@@ -91,6 +91,7 @@ def _datamodule(cfg: TrainConfig, train: Sequence[Sample] | None, val: Sequence[
         train_split=d.train_split,
         val_split=d.val_split,
         image_hw=tuple(d.image_hw),
+        cameras=d.cameras,
         cache_dir=str(resolve_path(d.cache_dir)) if d.cache_dir else "",
         qa_file=str(resolve_path(d.qa_file)) if d.qa_file else "",
         batch_size=d.batch_size,

@@ -155,3 +155,23 @@ def test_official_versions_use_the_devkit_splits(tmp_path):
         NuScenesReader(tmp_path, "v1.0-mini", split="everything")
     with pytest.raises(SplitError, match="none of its 150 scenes"):
         NuScenesReader(tmp_path, "v1.0-mini", split="test")
+
+
+def test_without_cameras_no_image_is_read_and_the_rest_is_unchanged(synthetic_dataset, monkeypatch):
+    """cameras=False (models that read no camera): black images of image_hw, everything else as with them."""
+    root, version, _ = synthetic_dataset
+    with_cams = NuScenesReader(root, version, image_hw=(18, 32))[1]
+    import drive_vla.data.reader as reader_module
+
+    def no_file(*a, **k):
+        raise AssertionError("a camera file was read")
+
+    monkeypatch.setattr(reader_module, "load_camera_image", no_file)
+    for hw, want in (((18, 32), (18, 32)), (None, (36, 64))):
+        sample = NuScenesReader(root, version, image_hw=hw, cameras=False)[1]
+        assert all(img.shape == (*want, 3) and not img.any() for img in sample.observation.images.values())
+    blind = NuScenesReader(root, version, image_hw=(18, 32), cameras=False)[1]
+    np.testing.assert_array_equal(blind.targets.trajectory.poses, with_cams.targets.trajectory.poses)
+    np.testing.assert_array_equal(blind.observation.ego.as_vector(), with_cams.observation.ego.as_vector())
+    for cam in with_cams.observation.intrinsics:
+        np.testing.assert_array_equal(blind.observation.intrinsics[cam], with_cams.observation.intrinsics[cam])

@@ -171,6 +171,19 @@ def test_explained_meta_action_accuracy_and_plan_consistency(sample_factory, rea
     without = compare({"vla": Explainer()}, reader_factory(samples), explain=False)["models"]["vla"]
     assert "language" not in without  # no explanation asked, no meta-action stated
 
+    class BatchExplainer(Explainer):  # one explain_batch call per batch replaces the per-sample calls
+        calls = 0
+
+        def explain(self, obs):
+            raise AssertionError("explain_batch should have been used")
+
+        def explain_batch(self, observations):
+            BatchExplainer.calls += 1
+            return [Explainer.explain(self, o) for o in observations]
+
+    batched = compare({"vla": BatchExplainer()}, reader_factory(samples), explain=True)["models"]["vla"]
+    assert batched["language"] == lang and BatchExplainer.calls == 1
+
 
 def test_compare_runs_several_planners_on_one_read(sample_factory, reader_factory):
     samples = [sample_factory(f"s{i}", yaw_rate_rps=0.3) for i in range(3)]

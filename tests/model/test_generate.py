@@ -62,6 +62,12 @@ def test_batched_decoding_matches_one_by_one(tiny_config, samples):
         p.text for p in policy.model.plan(Batch.from_observations(observations), explain=True, memory="read")
     ]
     assert batch_texts == texts
+    assert policy.explain_batch(observations) == texts
+    assert policy.explain_batch(observations, question="Why slow down?") == [
+        policy.explain(o, question="Why slow down?") for o in observations
+    ]
+    with pytest.raises(ValueError, match="question"):
+        policy.explain_batch(observations, question=" ")
 
 
 def test_head_mode_is_one_forward_pass(tiny_config, observation):
