@@ -141,6 +141,9 @@ class PlannerHeadConfig:
         brake_threshold: with speed classes, the target speed is 0 where the probability of the first
             class (the hardest braking) reaches this; None: the expected speed only.
         speed_ramp_s: seconds over which a re-timed plan goes from the current to the target speed.
+        decel_weight: extra weight of a sample in "head_l1" per m/s by which the expert's speed at the end of
+            the horizon (mean over its last second) is below the current speed: braking samples are rare and
+            an L1 head otherwise predicts their median, "keep speed". 0: every sample weighs the same.
     """
 
     kind: Literal["mlp", "gru"] = "mlp"
@@ -153,6 +156,7 @@ class PlannerHeadConfig:
     target_speed_classes: list[float] = field(default_factory=list)
     brake_threshold: float | None = None
     speed_ramp_s: float = 1.0
+    decel_weight: float = 0.0
 
     def __post_init__(self) -> None:
         classes = [float(v) for v in self.target_speed_classes]
@@ -168,6 +172,8 @@ class PlannerHeadConfig:
             raise ValueError(
                 f"planner_head.brake_threshold: got {self.brake_threshold}, expected a probability in (0, 1]"
             )
+        if not self.decel_weight >= 0.0:
+            raise ValueError(f"planner_head.decel_weight: got {self.decel_weight}, expected a weight >= 0 per m/s")
         if not self.speed_ramp_s > 0.0:
             raise ValueError(f"planner_head.speed_ramp_s: got {self.speed_ramp_s}, expected seconds > 0")
         if self.ego_status not in EGO_STATUS_KINDS:

@@ -25,7 +25,17 @@ from drive_vla.model.state import (
     speed_limit_inputs,
 )
 from drive_vla.model.vision import VisionTokenizer
-from drive_vla.types import Batch, Control, Plan, Sample, Trajectory
+from drive_vla.types import STEP_DT_S, Batch, Control, Plan, Sample, Trajectory
+
+
+def decel_weights(gt: torch.Tensor, mask: torch.Tensor, speed_mps: torch.Tensor, per_mps: float) -> torch.Tensor:
+    """(B,) head_l1 sample weights 1 + per_mps * max(0, current speed - the expert's speed over the last
+    second of the horizon), from (B, T, 3) target poses; samples without the whole future weigh 1."""
+    steps_per_s = round(1.0 / STEP_DT_S)
+    end = gt[:, -1, :2] - gt[:, -1 - steps_per_s, :2]  # the distance driven in the last second
+    slowdown = (speed_mps.to(gt.dtype) - end.norm(dim=-1)).clamp(min=0.0)
+    return torch.where(mask.all(dim=1), 1.0 + per_mps * slowdown, torch.ones_like(slowdown))
+
 
 LOSS_SEGMENTS = ((Seg.ACTION, "waypoint_ce"), (Seg.CONTROL, "control_ce"), (Seg.TEXT, "text_ce"))
 
@@ -284,6 +294,11 @@ class DriveVLA(nn.Module):
         inputs = self.head_inputs(batch)
         poses, kl, speed_logits = self.planner_head(plan_hidden, gt.to(plan_hidden.dtype), gt_mask, **inputs)
         valid = gt_mask[..., None].expand_as(gt).float()  # (B, T, 3)
+        if self.cfg.planner_head.decel_weight > 0.0:
+            valid = (
+                valid
+                * decel_weights(gt, gt_mask, inputs["speed_mps"], self.cfg.planner_head.decel_weight)[:, None, None]
+            )
         if bool(valid.any()):
             out["head_l1"] = ((poses.float() - gt).abs() * valid).sum() / valid.sum()
         if speed_logits is not None:

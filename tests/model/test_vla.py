@@ -13,6 +13,7 @@ from drive_vla.config import ConfigError, load_config
 from drive_vla.data.datamodule import SampleDataset
 from drive_vla.model.config import LMConfig, ModelConfig, VisionConfig
 from drive_vla.model.vision import build_backbone
+from drive_vla.model.vla import decel_weights
 from drive_vla.policy import DrivingPolicy
 from drive_vla.types import Batch, Sample, Targets, Trajectory
 
@@ -76,6 +77,32 @@ def test_masked_waypoints_get_no_loss(tiny_config, samples):
     assert weight == expected and sum(weight) < len(ids)
     answer = model.layout.answer(ids, [0, 9, 14], action_weight=weight)
     assert answer.segs[len(ids)] == 0  # the end token of an incomplete plan is no target either
+
+
+def test_decel_weight_weighs_braking_samples_in_head_l1(tiny_config, samples):
+    """decel_weight: a sample whose expert slows by 7 m/s weighs 1 + 7w; constant speed and incomplete
+    futures weigh 1; with w = 0 the loss is the plain mean."""
+    gt = torch.zeros(3, 6, 3)
+    gt[0, :, 0] = torch.arange(1, 7) * 5.0  # 10 m/s throughout
+    gt[1, :, 0] = torch.tensor([4.5, 8.5, 12.0, 15.0, 17.0, 18.0])  # 3 m in its last second: 3 m/s
+    gt[2] = gt[1]
+    mask = torch.ones(3, 6, dtype=torch.bool)
+    mask[2, 4:] = False
+    w = decel_weights(gt, mask, torch.tensor([10.0, 10.0, 10.0]), 0.5)
+    assert w.tolist() == pytest.approx([1.0, 4.5, 1.0])
+    plain = DrivingPolicy.build(tiny_config("output_mode=head")).model.eval()
+    weighted = DrivingPolicy.build(tiny_config("output_mode=head", "planner_head.decel_weight=2.0")).model.eval()
+    weighted.load_state_dict(plain.state_dict())
+    fast = dataclasses.replace(
+        samples[0].observation, ego=dataclasses.replace(samples[0].observation.ego, speed_mps=30.0)
+    )
+    batch = Batch.from_samples([dataclasses.replace(samples[0], observation=fast), *samples[1:]])
+    assert bool(batch.traj_mask.all()) and decel_weights(batch.traj, batch.traj_mask, batch.ego[:, 0], 2.0)[0] > 1.0
+    with torch.no_grad():
+        a, b = plain.losses(batch)["head_l1"], weighted.losses(batch)["head_l1"]
+    assert torch.isfinite(b) and a != b
+    with pytest.raises(ValueError, match="planner_head.decel_weight"):
+        tiny_config("planner_head.decel_weight=-1")
 
 
 def test_losses_without_text_or_controls(tiny_config, samples):
@@ -327,8 +354,28 @@ def test_route_target_reaches_state_and_head_and_absent_targets_use_the_learned_
 # (config flag, Observation field, Batch field, its mask, state-encoder module, head module, learned vector,
 #  values for the four samples, a shift that changes the input)
 SCALAR_INPUTS = {
-    "speed_limit": ("speed_limit", "speed_limit_mps", "speed_limit", "speed_limit_mask", "limit", "limit_in", "no_limit", 10.0, 8.0),
-    "junction": ("junction", "junction_m", "junction", "junction_mask", "junction", "junction_in", "unknown", 5.0, 30.0),
+    "speed_limit": (
+        "speed_limit",
+        "speed_limit_mps",
+        "speed_limit",
+        "speed_limit_mask",
+        "limit",
+        "limit_in",
+        "no_limit",
+        10.0,
+        8.0,
+    ),
+    "junction": (
+        "junction",
+        "junction_m",
+        "junction",
+        "junction_mask",
+        "junction",
+        "junction_in",
+        "unknown",
+        5.0,
+        30.0,
+    ),
 }
 
 
