@@ -85,6 +85,26 @@ def _sim_rows(args: argparse.Namespace, out: Path) -> tuple[list[dict[str, Any]]
     dt = time.perf_counter() - t0
     n = len(json.loads((out / args.version / "sample.json").read_text()))
     rows.append(_row("make_embedded writing", n / dt, "samples/s", n, dt, f"{args.scenes} scenes, {w}x{h}, 1 worker"))
+    from drive_vla.sim.bench_api import expert_futures_per_s
+
+    kf = 2 * args.keyframes
+    fresh = expert_futures_per_s(False, "intersection", kf, args.seed)
+    shared = expert_futures_per_s(True, "intersection", kf, args.seed)
+    note = f"intersection, {kf} keyframes, perturbed, no cameras"
+    rows.append(
+        _row("expert futures, a world copy per keyframe", fresh["rate"], "keyframes/s", kf, fresh["seconds"], note)
+    )
+    ratio = shared["rate"] / fresh["rate"]
+    rows.append(
+        _row(
+            "expert futures, one shared copy",
+            shared["rate"],
+            "keyframes/s",
+            kf,
+            shared["seconds"],
+            f"{ratio:.2f}x a copy per keyframe",
+        )
+    )
     return rows, out
 
 

@@ -16,7 +16,7 @@ composes them; dataset, env, onpolicy and bench_api use the composed world):
     env.py       EmbeddedEnv, the closed-loop DrivingEnv backend, and the expert as a planner.
     onpolicy.py  on-policy rollouts labelled by the expert (DAgger).
     config.py    WorldConfig (ego dynamics, traffic, expert, camera) and DatasetConfig.
-    bench_api.py timing functions (world steps/s, render keyframes/s, dataset samples/s).
+    bench_api.py timing functions (world steps/s, render keyframes/s, dataset samples/s, expert futures).
 
 World API::
 

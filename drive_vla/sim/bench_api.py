@@ -1,18 +1,17 @@
 """Timing functions of the embedded world for benchmarks: world steps/s, rendered keyframes/s, dataset samples/s.
 
-``drive-vla bench data`` calls ``data_bench_rows``; the small functions can be timed on their own. Each
+``drive-vla bench data`` calls ``expert_futures_per_s``; the small functions can be timed on their own. Each
 returns a dict with the rate, the count and the seconds it took (wall clock, this process).
 """
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 from typing import Any
 
 from drive_vla.sim.config import DatasetConfig, WorldConfig
-from drive_vla.sim.dataset import make_embedded, with_keyframes
+from drive_vla.sim.dataset import make_embedded, record_episode, with_keyframes
 from drive_vla.sim.embedded import EmbeddedWorld
 
 
@@ -46,6 +45,21 @@ def render_keyframes_per_s(
     return {"rate": keyframes / total, "n": keyframes, "seconds": total}
 
 
+def expert_futures_per_s(
+    share: bool, scenario: str = "intersection", keyframes: int = 20, seed: int = 0
+) -> dict[str, Any]:
+    """Keyframes per second of an expert-driven episode with the dataset's perturbations, each labelled with
+    the expert's own future (no cameras): ``share`` one world copy while the episode drives as the expert
+    (``ExpertFutures``), else a fresh copy per keyframe."""
+    cfg = DatasetConfig()
+    world = EmbeddedWorld(cfg.world)
+    perturb = (cfg.perturb_prob, cfg.perturb_steer, cfg.perturb_pedal)
+    t0 = time.perf_counter()
+    record_episode(world, scenario, seed, keyframes, None, perturb, expert_futures=True, share_futures=share)
+    dt = time.perf_counter() - t0
+    return {"rate": keyframes / dt, "n": keyframes, "seconds": dt}
+
+
 def dataset_samples_per_s(
     out_dir: str | Path,
     scenes: int = 2,
@@ -61,39 +75,3 @@ def dataset_samples_per_s(
     summary = make_embedded(out_dir, scenes, seed, version=version, image_wh=image_wh, workers=workers, config=cfg)
     dt = time.perf_counter() - t0
     return {"rate": summary["samples"] / dt, "n": summary["samples"], "seconds": dt, "summary": summary}
-
-
-def _row(name: str, result: dict[str, Any], unit: str, note: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "value": result["rate"],
-        "unit": unit,
-        "n": result["n"],
-        "seconds": round(result["seconds"], 3),
-        "note": note,
-    }
-
-
-def data_bench_rows(args: argparse.Namespace, workdir: Path) -> tuple[list[dict[str, Any]], Path]:
-    """Rows for ``drive-vla bench data`` (uses args.world_steps, image_size, scenes, keyframes, seed, version).
-
-    Returns the rows and the dataroot of the dataset it generated (for the reader rows).
-    """
-    w, h = args.image_size
-    steps = world_steps_per_s("intersection", args.world_steps, args.seed)
-    render = render_keyframes_per_s("intersection", 10, (w, h), args.seed)
-    out = Path(workdir)
-    data = dataset_samples_per_s(out, args.scenes, args.keyframes, (w, h), args.seed, 1, args.version)
-    rows = [
-        _row(
-            "world steps", steps, "steps/s", f"intersection, expert driving, {steps['vehicles']} vehicles, no cameras"
-        ),
-        _row("rendered keyframes (6 cameras)", render, "keyframes/s", f"{w}x{h}"),
-        _row(
-            "make_embedded writing",
-            data,
-            "samples/s",
-            f"{args.scenes} scenes x {args.keyframes} keyframes, {w}x{h}, 1 worker",
-        ),
-    ]
-    return rows, out

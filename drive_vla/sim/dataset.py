@@ -113,15 +113,16 @@ class ExpertFutures:
     copy's frames shift by one and it drives one keyframe more; after a perturbed interval (``drop``) the
     next call copies the world again. The labels equal a fresh copy per keyframe (``counterfactual_frames``),
     at about 1 + 5p keyframes of simulation per keyframe instead of 6 (p: share of perturbed intervals).
+    ``share`` False copies the world at every keyframe (the reference, for tests and timing).
     """
 
-    def __init__(self, keyframes: int = FUTURE_STEPS) -> None:
-        self.keyframes = keyframes
+    def __init__(self, keyframes: int = FUTURE_STEPS, share: bool = True) -> None:
+        self.keyframes, self.share = keyframes, share
         self.twin: EmbeddedWorld | None = None
         self.frames: list[Frame] = []
 
     def at(self, world: EmbeddedWorld) -> list[Frame]:
-        if self.twin is None:
+        if self.twin is None or not self.share:
             self.twin, self.frames = copy.deepcopy(world, {id(world.renderer): world.renderer}), []
         else:
             self.frames = self.frames[1:]
@@ -144,13 +145,15 @@ def record_episode(
     image_wh: tuple[int, int] | None,
     perturb: tuple[float, float, float] = (0.0, 0.0, 0.0),
     expert_futures: bool = False,
+    share_futures: bool = True,
 ) -> Episode:
     """Drive the expert for ``keyframes`` keyframes (+ FUTURE_STEPS more for labels) and record them.
 
     With ``image_wh`` None no camera is rendered (for timing the simulation alone). ``perturb`` =
     (probability, max steer offset, max pedal offset) of noise injection per keyframe interval
     (DatasetConfig.perturb_*); the noise is seeded by ``seed``. ``expert_futures`` stores on every
-    written keyframe the future the expert would drive from it (``ExpertFutures``).
+    written keyframe the future the expert would drive from it (``ExpertFutures``; ``share_futures``
+    False: from a fresh world copy at every keyframe).
     """
     world.reset(scenario, seed)
     rng = np.random.default_rng(seed + 7919)
@@ -158,7 +161,7 @@ def record_episode(
     frames: list[Frame] = []
     every = world.cfg.keyframe_every
     standstill = longest = 0.0
-    futures = ExpertFutures()
+    futures = ExpertFutures(share=share_futures)
     for k in range(keyframes + FUTURE_STEPS):
         frames.append(capture_frame(world, k < keyframes, image_wh))
         if expert_futures and k < keyframes:
