@@ -72,20 +72,25 @@ def check_label(label: dict[str, Any], where: str = "label") -> None:
                 raise ValueError(f"{where}.QA.{kind}[{i}]: got {pair!r}, expected {{'Q': str, 'A': str}}")
 
 
+def _number(label: dict[str, Any], key: str, where: str, check, expected: str) -> float | None:
+    """``label[key]`` as a float checked by ``check(name, value)``, or None where the label has no such key."""
+    raw = label.get(key)
+    if raw is None:
+        return None
+    name = f"{where}.{key}"
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        raise ValueError(f"{name}: got {raw!r}, expected {expected}")
+    check(name, raw)
+    return float(raw)
+
+
 def speed_limit(label: dict[str, Any], where: str = "label") -> float | None:
     """A label's speed limit in m/s, or None where it has none (nuScenes).
 
     Raises:
         ValueError: naming ``<where>.speed_limit_mps`` when it is not a finite speed in (0, 100] m/s.
     """
-    raw = label.get("speed_limit_mps")
-    if raw is None:
-        return None
-    name = f"{where}.speed_limit_mps"
-    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-        raise ValueError(f"{name}: got {raw!r}, expected a speed limit in m/s")
-    check_speed_limit(name, raw)
-    return float(raw)
+    return _number(label, "speed_limit_mps", where, check_speed_limit, "a speed limit in m/s")
 
 
 def junction(label: dict[str, Any], where: str = "label") -> float | None:
@@ -94,14 +99,7 @@ def junction(label: dict[str, Any], where: str = "label") -> float | None:
     Raises:
         ValueError: naming ``<where>.junction_m`` when it is not a finite distance in [0, JUNCTION_HORIZON_M].
     """
-    raw = label.get("junction_m")
-    if raw is None:
-        return None
-    name = f"{where}.junction_m"
-    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-        raise ValueError(f"{name}: got {raw!r}, expected a distance in metres")
-    check_junction(name, raw)
-    return float(raw)
+    return _number(label, "junction_m", where, check_junction, "a distance in metres")
 
 
 def route_target(label: dict[str, Any], where: str = "label") -> np.ndarray | None:

@@ -51,12 +51,14 @@ def route_target_inputs(batch, device: torch.device) -> tuple[torch.Tensor, torc
     return batch.route_target.to(device), batch.route_target_mask.to(device)
 
 
-def speed_limit_inputs(batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """A Batch's (B,) speed limits in m/s and (B,) bool mask on ``device`` (absent: mask False)."""
-    n = int(batch.ego.shape[0])
-    if batch.speed_limit is None:
+def scalar_inputs(batch, name: str, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """A Batch's optional per-sample scalar ``name`` ("speed_limit", "junction") as (B,) values and its (B,)
+    bool mask ``<name>_mask`` on ``device`` (absent from the batch: zeros and mask False)."""
+    values = getattr(batch, name)
+    if values is None:
+        n = int(batch.ego.shape[0])
         return torch.zeros(n, device=device), torch.zeros(n, dtype=torch.bool, device=device)
-    return batch.speed_limit.to(device), batch.speed_limit_mask.to(device)
+    return values.to(device), getattr(batch, f"{name}_mask").to(device)
 
 
 class SpeedLimitEncoder(nn.Module):
@@ -73,14 +75,6 @@ class SpeedLimitEncoder(nn.Module):
         limit, speed = limit.to(dtype), speed.to(dtype)
         x = self.mlp(torch.stack([limit, limit - speed], dim=1) / SPEED_LIMIT_SCALE_MPS)  # (B, W)
         return torch.where(mask.bool()[:, None], x, self.no_limit.expand_as(x))
-
-
-def junction_inputs(batch, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """A Batch's (B,) distances to the next junction in metres and (B,) bool mask on ``device`` (absent: mask False)."""
-    n = int(batch.ego.shape[0])
-    if batch.junction is None:
-        return torch.zeros(n, device=device), torch.zeros(n, dtype=torch.bool, device=device)
-    return batch.junction.to(device), batch.junction_mask.to(device)
 
 
 class JunctionEncoder(nn.Module):

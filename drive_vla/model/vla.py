@@ -20,9 +20,8 @@ from drive_vla.model.state import (
     SPEED_ONLY_EGO,
     StateEncoder,
     ego_status_features,
-    junction_inputs,
     route_target_inputs,
-    speed_limit_inputs,
+    scalar_inputs,
 )
 from drive_vla.model.vision import VisionTokenizer
 from drive_vla.types import STEP_DT_S, Batch, Control, Plan, Sample, Trajectory
@@ -145,8 +144,8 @@ class DriveVLA(nn.Module):
         vis = self.vision(batch.images.to(dev), memory=memory)  # (B, V, H)
         route, route_mask = route_target_inputs(batch, dev)
         ego, history = self.ego_inputs(batch)
-        limit, limit_mask = speed_limit_inputs(batch, dev)
-        junction, junction_mask = junction_inputs(batch, dev)
+        limit, limit_mask = scalar_inputs(batch, "speed_limit", dev)
+        junction, junction_mask = scalar_inputs(batch, "junction", dev)
         state = self.state_encoder(
             ego, history, batch.command.to(dev), route, route_mask, limit, limit_mask, junction, junction_mask
         )
@@ -176,9 +175,9 @@ class DriveVLA(nn.Module):
         if self.cfg.route_target:
             inputs["route_target"], inputs["route_mask"] = route_target_inputs(batch, dev)
         if self.cfg.speed_limit:
-            inputs["speed_limit"], inputs["limit_mask"] = speed_limit_inputs(batch, dev)
+            inputs["speed_limit"], inputs["limit_mask"] = scalar_inputs(batch, "speed_limit", dev)
         if self.cfg.junction:
-            inputs["junction"], inputs["junction_mask"] = junction_inputs(batch, dev)
+            inputs["junction"], inputs["junction_mask"] = scalar_inputs(batch, "junction", dev)
         return inputs
 
     def embed(self, ids: torch.Tensor, visual: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
