@@ -112,6 +112,9 @@ def check_route_target(name: str, value: Any) -> None:
         _fail(name, f"a point {far:.1f} m away", f"route points within {MAX_ROUTE_TARGET_M:.0f} m of the ego")
 
 
+EGO_SOURCES = ("can", "poses", "sim", "sensors", "unknown")
+
+
 @dataclass(frozen=True)
 class EgoState:
     """Ego vehicle state at the current time.
@@ -122,7 +125,10 @@ class EgoState:
         yaw_rate_rps: yaw rate, rad/s, counter-clockwise positive.
         steer: normalised steering in [-1, 1], positive turns left (canonical frame).
         source: where the values come from: "can" (CAN bus), "poses" (derived from ego poses),
-            "sim" (the embedded world) or "sensors" (CARLA speedometer/IMU).
+            "sim" (the embedded world) or "sensors" (CARLA speedometer/IMU); "unknown" where nothing is
+            known (e.g. DriveLM frames given as images alone): every value is then 0, and a model reads
+            its learned "unknown ego" input in place of the ego state, past poses and command
+            (``EgoState.unknown()``).
     """
 
     speed_mps: float
@@ -139,8 +145,23 @@ class EgoState:
         check_array("ego.accel_mps2", self.accel_mps2, (2,))
         check_finite_scalar("ego.yaw_rate_rps", self.yaw_rate_rps, -10.0, 10.0)
         check_finite_scalar("ego.steer", self.steer, -1.0, 1.0)
-        if self.source not in ("can", "poses", "sim", "sensors"):
-            _fail("ego.source", self.source, "one of 'can', 'poses', 'sim', 'sensors'")
+        if self.source not in EGO_SOURCES:
+            _fail("ego.source", self.source, f"one of {list(EGO_SOURCES)}")
+        if self.source == "unknown" and (
+            self.speed_mps or self.yaw_rate_rps or self.steer or np.any(np.asarray(self.accel_mps2))
+        ):
+            _fail(
+                "ego", "values with source 'unknown'", "all values 0 when the source is 'unknown' (EgoState.unknown())"
+            )
+
+    @classmethod
+    def unknown(cls) -> EgoState:
+        """An ego state of which nothing is known: all values 0, source "unknown"."""
+        return cls(speed_mps=0.0, source="unknown")
+
+    @property
+    def known(self) -> bool:
+        return self.source != "unknown"
 
     def as_vector(self) -> np.ndarray:
         """(6,) float32 [speed, ax, ay, yaw_rate, steer, from_can]."""
@@ -467,6 +488,7 @@ class Batch:
         speed_limit_mask: (B,) bool, True where the observation has a speed limit.
         junction: (B,) float32 distances to the next junction along the route, m (zeros where absent).
         junction_mask: (B,) bool, True where the observation has that distance.
+        ego_known: (B,) bool, False where the ego state (and with it past poses and command) is unknown.
         traj: (B, FUTURE_STEPS, 3) float32 target poses, or None.
         traj_mask: (B, FUTURE_STEPS) bool, or None.
         control: (B, 3) float32 [steer, throttle, brake] labels, or None.
@@ -487,6 +509,7 @@ class Batch:
     speed_limit_mask: Any = None
     junction: Any = None
     junction_mask: Any = None
+    ego_known: Any = None
     traj: Any = None
     traj_mask: Any = None
     control: Any = None
@@ -546,6 +569,7 @@ class Batch:
             speed_limit_mask=torch.tensor([o.speed_limit_mps is not None for o in observations], dtype=torch.bool),
             junction=torch.tensor([o.junction_m or 0.0 for o in observations], dtype=torch.float32),
             junction_mask=torch.tensor([o.junction_m is not None for o in observations], dtype=torch.bool),
+            ego_known=torch.tensor([o.ego.known for o in observations], dtype=torch.bool),
         )
 
     @classmethod

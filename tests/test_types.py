@@ -141,3 +141,14 @@ def test_batch_from_samples_shapes():
     assert batch.traj_mask[0].tolist() == [True] * 4 + [False] * 2
     with pytest.raises(ValueError, match="observations"):
         Batch.from_observations([])
+
+
+def test_an_unknown_ego_state_carries_no_numbers():
+    from drive_vla.types import EgoState
+
+    ego = EgoState.unknown()
+    assert not ego.known and ego.as_vector().tolist() == [0.0] * 6
+    with pytest.raises(ValueError, match="source is 'unknown'"):
+        EgoState(speed_mps=5.0, source="unknown")
+    with pytest.raises(ValueError, match="ego.source"):
+        EgoState(speed_mps=5.0, source="guess")

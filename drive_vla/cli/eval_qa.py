@@ -5,9 +5,14 @@ Answer:  drive-vla eval qa --policy POL --questions Q --dataroot D --version V -
          (writes DIR/output.json, the list DriveLM's evaluation.py reads, and DIR/submission.json, the
          upload form with the team fields left empty; scores it too when Q carries answers and tags)
 
-The policy reads each keyframe's six cameras with its ego state, past poses and command from the nuScenes
-dataset. Without a dataset (``--images-root`` alone) the ego state is unknown, and the model has no learned
-"unknown ego state" input yet, so the command refuses rather than invent numbers (see ``_EGO_GAP``).
+         drive-vla eval qa --policy POL --questions Q --images-root R --out DIR
+         (the frames as images alone: the questions' image_paths under R)
+
+With a dataset the policy reads each keyframe's six cameras with its ego state, past poses and command
+from it. With ``--images-root`` alone the ego state, past poses and command are unknown: the observation
+carries ``EgoState.unknown()`` and the model reads its learned "unknown ego" inputs (trained with
+``ego_dropout``) instead of invented numbers; the camera calibration is the nominal rig's (the model does
+not read calibration).
 """
 
 from __future__ import annotations
@@ -16,13 +21,6 @@ import argparse
 import json
 import sys
 from pathlib import Path
-
-_EGO_GAP = (
-    "--images-root without --dataroot: the ego state, past poses and command of these frames are unknown, and "
-    "the model has no learned 'unknown ego state' input (it would need an EgoState marked unknown, a mask in "
-    "Batch and a learned vector in the state encoder and planner-head inputs); pass --dataroot and --version of "
-    "the nuScenes dataset that holds the frames, so their recorded ego state is used"
-)
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -73,21 +71,32 @@ def _answer(questions, args: argparse.Namespace) -> tuple[list[dict], str | None
     from drive_vla.policy import DrivingPolicy
 
     policy = DrivingPolicy.from_pretrained(args.policy)
-    reader = NuScenesReader(args.dataroot, args.version)
+    reader = NuScenesReader(args.dataroot, args.version) if args.dataroot else None
+    if reader is None and policy.config.ego_dropout <= 0.0:
+        print(
+            f"warning: {args.policy} was trained with ego_dropout 0, so its learned 'unknown ego' inputs are "
+            "untrained; its answers about frames without an ego state say little",
+            file=sys.stderr,
+        )
     records = []
     for token, frame in questions.frames.items():
-        try:
-            i = reader.position(token)
-        except KeyError:
-            return (
-                [],
-                f"questions {args.questions}: scene {frame.scene_token}, frame {token}: not a sample of {args.dataroot} {args.version}",
-            )
         if args.images_root:
             missing = [p for p in frame.image_paths.values() if not _image(args.images_root, p).is_file()]
             if missing:
                 return [], f"--images-root {args.images_root}: frame {token}: {missing[0]} not found"
-        obs = reader[i].observation
+        if reader is None:
+            obs, error = _images_only(frame, token, args.images_root, tuple(policy.config.vision.image_hw))
+            if error:
+                return [], error
+        else:
+            try:
+                i = reader.position(token)
+            except KeyError:
+                return (
+                    [],
+                    f"questions {args.questions}: scene {frame.scene_token}, frame {token}: not a sample of {args.dataroot} {args.version}",
+                )
+            obs = reader[i].observation
         policy.reset()
         for k, pair in enumerate(frame.pairs):
             answer = policy.explain(obs, pair.question)
@@ -96,6 +105,28 @@ def _answer(questions, args: argparse.Namespace) -> tuple[list[dict], str | None
                 rec["gt_answer"] = pair.answer
             records.append(rec)
     return records, None
+
+
+def _images_only(frame, token: str, root: str, image_hw: tuple[int, int]):
+    """(Observation of a frame from its six images alone, with an unknown ego state, None) or (None, error)."""
+    from drive_vla.data.images import ImageError, decode_jpeg, jpeg_size, read_jpeg_bytes, reduction_for, resize_area
+    from drive_vla.geometry import rig_calibration
+    from drive_vla.types import CAMERA_NAMES, EgoState, Observation
+
+    missing = [c for c in CAMERA_NAMES if c not in frame.image_paths]
+    if missing:
+        return None, f"frame {token}: image_paths has no {missing}, expected all six cameras {list(CAMERA_NAMES)}"
+    wh = (int(image_hw[1]), int(image_hw[0]))
+    images = {}
+    for cam in CAMERA_NAMES:
+        path = _image(root, frame.image_paths[cam])
+        try:
+            src = jpeg_size(read_jpeg_bytes(path), str(path))
+            images[cam] = resize_area(decode_jpeg(path, reduction_for(src, wh)), wh)
+        except (ImageError, ValueError, OSError) as exc:
+            return None, f"--images-root {root}: frame {token}, camera {cam}: {exc}"
+    intr, extr = rig_calibration(*wh)
+    return Observation(images=images, intrinsics=intr, extrinsics=extr, ego=EgoState.unknown()), None
 
 
 def _image(root: str, path: str) -> Path:
@@ -125,8 +156,10 @@ def run(args: argparse.Namespace) -> int:
             return _fail(str(exc).replace("qa_file", "predictions", 1))
         return _score(questions, predictions, args)
 
-    if args.dataroot is None or args.version is None:
-        return _fail(_EGO_GAP if args.images_root else "--policy needs --dataroot and --version (ego state, cameras)")
+    if (args.dataroot is None) != (args.version is None):
+        return _fail("--dataroot and --version go together (the nuScenes dataset that holds the frames)")
+    if args.dataroot is None and not args.images_root:
+        return _fail("--policy needs --dataroot and --version (ego state, cameras), or --images-root (images alone)")
     if not args.out:
         return _fail("--policy needs --out DIR for the submission files")
     try:

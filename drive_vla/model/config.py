@@ -205,6 +205,10 @@ class ModelConfig:
         junction: the state encoder and the planner head read the distance along the route to the next
             junction (``Observation.junction_m``: the embedded world's route, CARLA's global plan); where it
             is unknown (nuScenes) a learned "unknown" vector stands in.
+        ego_dropout: while training, the share of samples whose ego state (with past poses and command) is
+            treated as unknown, so the learned "unknown ego" inputs of the state encoder and planner head are
+            trained; at inference they stand in where ``EgoState.source`` is "unknown" (e.g. DriveLM frames
+            given as images alone). 0: never (the vectors stay untrained).
         ego_inputs: what the state encoder and the planner head read of the ego state: "full" (the ego
             vector and past poses) or "speed" (the current speed and the source flag only; acceleration,
             yaw rate, steer and past poses are zero). "speed" cuts the copycat loop of a closed-loop
@@ -231,6 +235,7 @@ class ModelConfig:
     route_target: bool = False
     speed_limit: bool = False
     junction: bool = False
+    ego_dropout: float = 0.0
     ego_inputs: Literal["full", "speed"] = "full"
     bev_aux: BEVAuxConfig = field(default_factory=BEVAuxConfig)
     output_mode: Literal["tokens", "head"] = "tokens"
@@ -242,6 +247,8 @@ class ModelConfig:
     def __post_init__(self) -> None:
         if self.output_mode not in ("tokens", "head"):
             raise ValueError(f"output_mode: got {self.output_mode!r}, expected 'tokens' or 'head'")
+        if not 0.0 <= self.ego_dropout < 1.0:
+            raise ValueError(f"ego_dropout: got {self.ego_dropout}, expected a share in [0, 1)")
         if self.ego_inputs not in ("full", "speed"):
             raise ValueError(f"ego_inputs: got {self.ego_inputs!r}, expected 'full' or 'speed'")
         head = self.planner_head

@@ -49,6 +49,7 @@ class PlannerHead(nn.Module):
         self.inp = nn.Sequential(nn.LayerNorm(lm_hidden), nn.Linear(lm_hidden, w), nn.GELU())
         if cfg.ego_status != "none":
             self.ego_in = nn.Sequential(nn.Linear(EGO_STATUS_DIM, w), nn.GELU(), nn.Linear(w, w), nn.GELU())
+            self.unknown_ego = nn.Parameter(torch.zeros(w))
         self.route_in = RouteTargetEncoder(w) if route_target else None
         self.limit_in = SpeedLimitEncoder(w) if speed_limit else None
         self.junction_in = JunctionEncoder(w) if junction else None
@@ -78,6 +79,7 @@ class PlannerHead(nn.Module):
         limit_mask: torch.Tensor | None = None,
         junction: torch.Tensor | None = None,
         junction_mask: torch.Tensor | None = None,
+        ego_known: torch.Tensor | None = None,
     ) -> HeadOutput:
         """Waypoints from the ``<plan>`` hidden state.
 
@@ -93,6 +95,8 @@ class PlannerHead(nn.Module):
                 when the head was built with ``speed_limit``.
             junction: (B,) distances to the next junction in metres and ``junction_mask`` (B,) bool;
                 required (with ``speed_mps``) when the head was built with ``junction``.
+            ego_known: (B,) bool; where False the ego-status features are replaced by the learned "unknown
+                ego" vector (the caller passes a zero speed there, so the prior is a standstill).
 
         Returns:
             HeadOutput: poses (B, FUTURE_STEPS, 3) in metres/radians, KL (B,) or None, target-speed logits
@@ -105,7 +109,10 @@ class PlannerHead(nn.Module):
                 raise ValueError(
                     "ego_status: got None, expected (B, EGO_STATUS_DIM) features (planner_head.ego_status)"
                 )
-            x = x + self.ego_in(ego_status.to(x.dtype))
+            ego_x = self.ego_in(ego_status.to(x.dtype))
+            if ego_known is not None:
+                ego_x = torch.where(ego_known.bool()[:, None], ego_x, self.unknown_ego.to(x.dtype).expand_as(ego_x))
+            x = x + ego_x
         if self.route_in is not None:
             if route_target is None or route_mask is None:
                 raise ValueError(

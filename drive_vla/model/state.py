@@ -144,6 +144,7 @@ class StateEncoder(nn.Module):
         )
         self.out = nn.Sequential(nn.GELU(), nn.Linear(width, num_tokens * lm_hidden))
         self.lm_hidden = lm_hidden
+        self.unknown_ego = nn.Parameter(torch.zeros(width))  # stands in for ego, past poses and command
 
     def forward(
         self,
@@ -156,12 +157,17 @@ class StateEncoder(nn.Module):
         limit_mask: torch.Tensor | None = None,
         junction: torch.Tensor | None = None,
         junction_mask: torch.Tensor | None = None,
+        ego_known: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """State tokens; where ``ego_known`` (B,) is False the ego, past poses and command are replaced by the
+        learned "unknown ego" vector (the route, speed-limit and junction inputs still add theirs)."""
         dtype = self.command_embed.weight.dtype
         speed = ego[:, 0]
         ego = ego.to(dtype) / self.ego_scale.to(dtype)  # (B, 6)
         hist = (history.to(dtype) / self.history_scale.to(dtype)).flatten(1)  # (B, HISTORY_STEPS*3)
         x = self.mlp(torch.cat([ego, hist], dim=1)) + self.command_embed(command.long())  # (B, W)
+        if ego_known is not None:
+            x = torch.where(ego_known.bool()[:, None], x, self.unknown_ego.to(x.dtype).expand_as(x))
         if self.route is not None:
             if route_target is None or route_mask is None:
                 raise ValueError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import Any
 
@@ -147,15 +148,34 @@ class DriveVLA(nn.Module):
         limit, limit_mask = scalar_inputs(batch, "speed_limit", dev)
         junction, junction_mask = scalar_inputs(batch, "junction", dev)
         state = self.state_encoder(
-            ego, history, batch.command.to(dev), route, route_mask, limit, limit_mask, junction, junction_mask
+            ego,
+            history,
+            batch.command.to(dev),
+            route,
+            route_mask,
+            limit,
+            limit_mask,
+            junction,
+            junction_mask,
+            ego_known=self.ego_known(batch),
         )
         return vis.to(self.dtype), state.to(self.dtype)
 
+    def ego_known(self, batch: Batch) -> torch.Tensor:
+        """(B,) bool: where the batch's ego state is known (``EgoState.source`` not "unknown")."""
+        if batch.ego_known is None:
+            return torch.ones(len(batch), dtype=torch.bool, device=self.device)
+        return batch.ego_known.to(self.device)
+
     def ego_inputs(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, 6) ego vector and (B, HISTORY_STEPS, 3) past poses as the model reads them: all of it, or with
-        ``ego_inputs: speed`` only the speed (and the source flag), everything else zero."""
+        ``ego_inputs: speed`` only the speed (and the source flag), everything else zero; all zero where the
+        ego state is unknown."""
         dev = self.device
+        known = self.ego_known(batch)
         ego, history = batch.ego.to(dev), batch.history.to(dev)
+        ego = torch.where(known[:, None], ego, torch.zeros_like(ego))
+        history = torch.where(known[:, None, None], history, torch.zeros_like(history))
         if self.cfg.ego_inputs == "speed":
             keep = torch.zeros(ego.shape[1], dtype=ego.dtype, device=dev)
             keep[list(SPEED_ONLY_EGO)] = 1.0
@@ -171,7 +191,11 @@ class DriveVLA(nn.Module):
         if kind != "none":
             ego, history = self.ego_inputs(batch)
             feats = ego_status_features(ego, history, batch.command.to(dev), lateral=kind == "full")
-        inputs = {"speed_mps": batch.ego[:, 0].to(dev), "ego_status": feats}
+        known = self.ego_known(batch)
+        speed = torch.where(known, batch.ego[:, 0].to(dev), torch.zeros_like(batch.ego[:, 0].to(dev)))
+        inputs = {"speed_mps": speed, "ego_status": feats}
+        if not bool(known.all()):
+            inputs["ego_known"] = known
         if self.cfg.route_target:
             inputs["route_target"], inputs["route_mask"] = route_target_inputs(batch, dev)
         if self.cfg.speed_limit:
@@ -256,6 +280,9 @@ class DriveVLA(nn.Module):
         """
         if batch.traj is None or batch.traj_mask is None:
             raise ValueError("batch.traj: got None, expected target trajectories (build it with Batch.from_samples)")
+        if self.training and self.cfg.ego_dropout > 0.0:  # teach the learned "unknown ego" inputs
+            hide = torch.rand(len(batch), device=self.device) < self.cfg.ego_dropout
+            batch = dataclasses.replace(batch, ego_known=self.ego_known(batch) & ~hide)
         traj = batch.traj.detach().cpu().numpy()  # (B, T, 3)
         traj_mask = batch.traj_mask.detach().cpu().numpy().astype(bool)  # (B, T)
         rows, segs, plan_pos = [], [], []

@@ -131,7 +131,7 @@ class EgoStateIn(_Strict):
     )
     yaw_rate_rps: float = Field(default=0.0, ge=-10.0, le=10.0, description="yaw rate, rad/s, CCW positive")
     steer: float = Field(default=0.0, ge=-1.0, le=1.0, description="normalised steering, positive turns left")
-    source: Literal["can", "poses", "sim", "sensors"] = "sensors"
+    source: Literal["can", "poses", "sim", "sensors", "unknown"] = "sensors"
 
 
 History = Annotated[

@@ -90,6 +90,36 @@ def test_eval_qa_errors_exit_2(tmp_path, capsys):
         "no answer for id f0f120e4d4b0441da90ec53b16ee169d_4a0798f849ca477ab18009c3a20b7df2_0"
         in capsys.readouterr().err
     )
-    assert _run(["--policy", str(tmp_path), "--questions", q, "--images-root", str(SAMPLE / "nuscenes")]) == 2
-    assert "unknown ego state" in capsys.readouterr().err
+    assert _run(["--policy", str(tmp_path), "--questions", q, "--dataroot", str(tmp_path)]) == 2
+    assert "--dataroot and --version go together" in capsys.readouterr().err
     assert _run(["--questions", q]) == 2
+
+
+@needs_sample
+def test_eval_qa_answers_frames_given_as_images_alone_with_an_unknown_ego(tmp_path, capsys):
+    """--images-root without a dataset: the ego state is unknown, the policy reads its learned "unknown ego"
+    input, and every question gets an answer in DriveLM's submission format."""
+    import importlib.util
+
+    from drive_vla.config import load_config
+    from drive_vla.model.config import ModelConfig
+    from drive_vla.policy import DrivingPolicy
+
+    spec = importlib.util.spec_from_file_location("fx", Path(__file__).parents[1] / "model" / "conftest.py")
+    fx = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fx)
+    cfg = load_config(ModelConfig, fx.TINY_YAML, [*fx.TEST_OVERRIDES, "ego_dropout=0.2", "max_explanation_tokens=4"])
+    DrivingPolicy.build(cfg).save_pretrained(tmp_path / "pol")
+    full = json.loads((SAMPLE / "test_eval.json").read_text())
+    scene = next(iter(full))
+    token = next(iter(full[scene]["key_frames"]))
+    one = {scene: {**full[scene], "key_frames": {token: full[scene]["key_frames"][token]}}}
+    (tmp_path / "q.json").write_text(json.dumps(one))
+    args = ["--policy", str(tmp_path / "pol"), "--questions", str(tmp_path / "q.json")]
+    assert _run([*args, "--images-root", str(SAMPLE / "nuscenes"), "--out", str(tmp_path / "out")]) == 0
+    records = json.loads((tmp_path / "out" / "output.json").read_text())
+    pairs = sum(len(v) for v in full[scene]["key_frames"][token]["QA"].values())
+    assert len(records) == pairs and records[0]["id"] == f"{scene}_{token}_0"
+    assert all(isinstance(r["answer"], str) for r in records)
+    assert json.loads((tmp_path / "out" / "submission.json").read_text())["results"] == records
+    assert "untrained" not in capsys.readouterr().err  # trained with ego_dropout: no warning

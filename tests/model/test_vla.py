@@ -15,7 +15,7 @@ from drive_vla.model.config import LMConfig, ModelConfig, VisionConfig
 from drive_vla.model.vision import build_backbone
 from drive_vla.model.vla import decel_weights
 from drive_vla.policy import DrivingPolicy
-from drive_vla.types import Batch, Sample, Targets, Trajectory
+from drive_vla.types import Batch, EgoState, Sample, Targets, Trajectory
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "model"
 
@@ -77,6 +77,48 @@ def test_masked_waypoints_get_no_loss(tiny_config, samples):
     assert weight == expected and sum(weight) < len(ids)
     answer = model.layout.answer(ids, [0, 9, 14], action_weight=weight)
     assert answer.segs[len(ids)] == 0  # the end token of an incomplete plan is no target either
+
+
+def test_an_unknown_ego_state_reads_the_learned_vector_and_ego_dropout_trains_it(tiny_config, samples):
+    """Where EgoState.source is "unknown" the state token and the head read learned vectors instead of the
+    ego state, past poses and command (whatever else the zero-filled batch says), the prior is a standstill,
+    and ego_dropout gives those vectors gradients while training."""
+    cfg = tiny_config(
+        "output_mode=head",
+        "ego_dropout=0.5",
+        "planner_head.residual_to_constant_velocity=true",
+        "planner_head.ego_status=longitudinal",
+    )
+    model = DrivingPolicy.build(cfg).model.eval()
+    with torch.no_grad():
+        model.state_encoder.unknown_ego.normal_()
+        model.planner_head.unknown_ego.normal_()
+    blind = [
+        dataclasses.replace(s, observation=dataclasses.replace(s.observation, ego=EgoState.unknown())) for s in samples
+    ]
+    batch = Batch.from_samples(blind)
+    assert not bool(batch.ego_known.any())
+    other = dataclasses.replace(batch, ego=torch.randn_like(batch.ego), history=torch.randn_like(batch.history))
+    other = dataclasses.replace(other, command=(batch.command + 1) % 3)
+    hidden = torch.zeros(len(batch), model.hidden_size)
+    with torch.no_grad():
+        for a, b in ((batch, other),):
+            assert torch.equal(model.encode_observations(a)[1], model.encode_observations(b)[1])
+            assert torch.equal(
+                model.planner_head(hidden, **model.head_inputs(a))[0],
+                model.planner_head(hidden, **model.head_inputs(b))[0],
+            )
+        known = Batch.from_samples(samples)
+        assert bool(known.ego_known.all())
+        assert not torch.equal(model.encode_observations(known)[1], model.encode_observations(batch)[1])
+    assert model.head_inputs(batch)["speed_mps"].abs().sum() == 0  # the prior stands still
+    model.train()
+    torch.manual_seed(0)
+    model.losses(Batch.from_samples(samples))["head_l1"].backward()  # all known: dropout hides some
+    assert model.state_encoder.unknown_ego.grad is not None and model.state_encoder.unknown_ego.grad.abs().sum() > 0
+    assert model.planner_head.unknown_ego.grad is not None and model.planner_head.unknown_ego.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="ego_dropout"):
+        tiny_config("ego_dropout=1.0")
 
 
 def test_decel_weight_weighs_braking_samples_in_head_l1(tiny_config, samples):
