@@ -8,7 +8,13 @@ import torch
 from torch import nn
 
 from drive_vla.model.config import PlannerHeadConfig
-from drive_vla.model.state import EGO_STATUS_DIM, JunctionEncoder, RouteTargetEncoder, SpeedLimitEncoder
+from drive_vla.model.state import (
+    EGO_STATUS_DIM,
+    JunctionEncoder,
+    RouteTargetEncoder,
+    SpeedLimitEncoder,
+    unknown_vector,
+)
 from drive_vla.model.target_speed import TargetSpeedHead
 from drive_vla.types import FUTURE_STEPS, STEP_DT_S
 
@@ -40,6 +46,7 @@ class PlannerHead(nn.Module):
         route_target: bool = False,
         speed_limit: bool = False,
         junction: bool = False,
+        unknown_ego: bool = False,
     ) -> None:
         super().__init__()
         self.cfg = cfg
@@ -49,7 +56,7 @@ class PlannerHead(nn.Module):
         self.inp = nn.Sequential(nn.LayerNorm(lm_hidden), nn.Linear(lm_hidden, w), nn.GELU())
         if cfg.ego_status != "none":
             self.ego_in = nn.Sequential(nn.Linear(EGO_STATUS_DIM, w), nn.GELU(), nn.Linear(w, w), nn.GELU())
-            self.unknown_ego = nn.Parameter(torch.zeros(w))
+        self.unknown_ego = nn.Parameter(torch.zeros(w)) if unknown_ego and cfg.ego_status != "none" else None
         self.route_in = RouteTargetEncoder(w) if route_target else None
         self.limit_in = SpeedLimitEncoder(w) if speed_limit else None
         self.junction_in = JunctionEncoder(w) if junction else None
@@ -111,7 +118,7 @@ class PlannerHead(nn.Module):
                 )
             ego_x = self.ego_in(ego_status.to(x.dtype))
             if ego_known is not None:
-                ego_x = torch.where(ego_known.bool()[:, None], ego_x, self.unknown_ego.to(x.dtype).expand_as(ego_x))
+                ego_x = torch.where(ego_known.bool()[:, None], ego_x, unknown_vector(self.unknown_ego, ego_x))
             x = x + ego_x
         if self.route_in is not None:
             if route_target is None or route_mask is None:

@@ -77,6 +77,13 @@ class SpeedLimitEncoder(nn.Module):
         return torch.where(mask.bool()[:, None], x, self.no_limit.expand_as(x))
 
 
+def unknown_vector(learned: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    """A learned "unknown" vector broadcast to ``like`` (B, W), or zeros where the model has none."""
+    if learned is None:
+        return torch.zeros_like(like)
+    return learned.to(like.dtype).expand_as(like)
+
+
 class JunctionEncoder(nn.Module):
     """(B,) distance to the next junction along the route, (B,) current speed, (B,) mask -> (B, width).
     Where the mask is False (unknown, e.g. nuScenes) the output is a learned "no junction information" vector."""
@@ -128,6 +135,7 @@ class StateEncoder(nn.Module):
         route_target: bool = False,
         speed_limit: bool = False,
         junction: bool = False,
+        unknown_ego: bool = False,
     ) -> None:
         super().__init__()
         self.route = RouteTargetEncoder(width) if route_target else None
@@ -144,7 +152,9 @@ class StateEncoder(nn.Module):
         )
         self.out = nn.Sequential(nn.GELU(), nn.Linear(width, num_tokens * lm_hidden))
         self.lm_hidden = lm_hidden
-        self.unknown_ego = nn.Parameter(torch.zeros(width))  # stands in for ego, past poses and command
+        # Stands in for ego, past poses and command where they are unknown; without it (a model trained with
+        # ego_dropout 0, or saved before it existed) a zero vector does.
+        self.unknown_ego = nn.Parameter(torch.zeros(width)) if unknown_ego else None
 
     def forward(
         self,
@@ -167,7 +177,7 @@ class StateEncoder(nn.Module):
         hist = (history.to(dtype) / self.history_scale.to(dtype)).flatten(1)  # (B, HISTORY_STEPS*3)
         x = self.mlp(torch.cat([ego, hist], dim=1)) + self.command_embed(command.long())  # (B, W)
         if ego_known is not None:
-            x = torch.where(ego_known.bool()[:, None], x, self.unknown_ego.to(x.dtype).expand_as(x))
+            x = torch.where(ego_known.bool()[:, None], x, unknown_vector(self.unknown_ego, x))
         if self.route is not None:
             if route_target is None or route_mask is None:
                 raise ValueError(

@@ -83,10 +83,16 @@ class DriveVLA(nn.Module):
             route_target=cfg.route_target,
             speed_limit=cfg.speed_limit,
             junction=cfg.junction,
+            unknown_ego=cfg.ego_dropout > 0.0,
         )
         self.lm = lm
         self.planner_head = PlannerHead(
-            cfg.planner_head, hidden, route_target=cfg.route_target, speed_limit=cfg.speed_limit, junction=cfg.junction
+            cfg.planner_head,
+            hidden,
+            route_target=cfg.route_target,
+            speed_limit=cfg.speed_limit,
+            junction=cfg.junction,
+            unknown_ego=cfg.ego_dropout > 0.0,
         )
         self.bev_head = BEVAuxHead(cfg.bev_aux, hidden) if cfg.bev_aux.enabled else None
         self.action_tokenizer = action_tokenizer

@@ -119,6 +119,12 @@ def test_an_unknown_ego_state_reads_the_learned_vector_and_ego_dropout_trains_it
     assert model.planner_head.unknown_ego.grad is not None and model.planner_head.unknown_ego.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="ego_dropout"):
         tiny_config("ego_dropout=1.0")
+    # Without ego_dropout the model has no such parameters (policies saved before them still load), and an
+    # unknown ego reads a zero vector.
+    plain = DrivingPolicy.build(tiny_config("output_mode=head", "planner_head.ego_status=longitudinal")).model.eval()
+    assert not [k for k in plain.state_dict() if "unknown_ego" in k]
+    with torch.no_grad():
+        assert torch.equal(plain.encode_observations(batch)[1], plain.encode_observations(other)[1])
 
 
 def test_decel_weight_weighs_braking_samples_in_head_l1(tiny_config, samples):
