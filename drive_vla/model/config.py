@@ -220,6 +220,9 @@ class ModelConfig:
         max_explanation_tokens: cap on generated explanation/answer tokens.
         reuse_system_kv: compute the system prompt's KV cache once and prefill only the rest of each prompt
             (the outputs equal a full recompute; off: every call prefills the whole prompt).
+        restrict_logits: waypoint and control steps compute the logits of the ids their grammar allows only
+            (the rows of the LM head for those ids); off: the whole vocabulary every step (the same tokens,
+            for timing the difference).
         system_prompt: text at the start of every prompt.
         dtype: parameter dtype, "float32" or "bfloat16".
     """
@@ -241,6 +244,7 @@ class ModelConfig:
     output_mode: Literal["tokens", "head"] = "tokens"
     max_explanation_tokens: int = 48
     reuse_system_kv: bool = True
+    restrict_logits: bool = True
     system_prompt: str = "You are a driving assistant. Plan the next 3 seconds."
     dtype: Literal["float32", "bfloat16"] = "float32"
 

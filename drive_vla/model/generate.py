@@ -279,7 +279,7 @@ def plan_batch(
         ]
         head_w = model.lm.get_output_embeddings()
         text_mask = lay.text_logit_mask(_logit_rows(head_w), ids.device)
-        weight, bias = head_matrix(head_w)
+        weight, bias = head_matrix(head_w) if model.cfg.restrict_logits else (None, None)
         next_pos = lengths.clone()
         while True:
             logits = StepLogits(last, head_w, weight, bias)
