@@ -33,6 +33,9 @@ class VisionConfig:
         freeze_backbone: keep the backbone's weights fixed (no gradients).
         num_cameras: how many cameras the model reads, the first ones in CAMERA_NAMES order (1: the front
             camera alone, as TCP; 3: the front three; 6: all). Observations still carry all six.
+        channels_last: run the backbone's convolutions in channels-last memory layout (weights and input):
+            about 1.2x faster on CPU (``BENCHMARKS.md``); the features differ from the default layout by
+            float rounding (~1e-6), so a policy's closed-loop figures are only reproduced with the same setting.
     """
 
     backbone: str = "lcnet_050"
@@ -46,6 +49,7 @@ class VisionConfig:
     memory_frames: int = 0
     freeze_backbone: bool = False
     num_cameras: int = 6
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.num_cameras <= len(CAMERA_NAMES):

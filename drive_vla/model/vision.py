@@ -116,6 +116,8 @@ class VisionTokenizer(nn.Module):
         self.backbone = build_backbone(cfg)
         if cfg.freeze_backbone:
             self.backbone.requires_grad_(False)
+        if cfg.channels_last:
+            self.backbone.to(memory_format=torch.channels_last)
         channels = self.backbone.feature_info.channels()[-1]
         data_cfg = getattr(self.backbone, "pretrained_cfg", {}) or {}
         mean = data_cfg.get("mean", (0.485, 0.456, 0.406))
@@ -178,6 +180,8 @@ class VisionTokenizer(nn.Module):
         images = images[:, : self.cfg.num_cameras]  # the cameras this model reads (CAMERA_NAMES order)
         b, n = images.shape[:2]
         x = self.preprocess(images)  # (B*N, 3, h, w)
+        if self.cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         feat = self.feature_proj(self.backbone(x)[-1])  # (B*N, D, fh, fw)
         _, d, fh, fw = feat.shape
         feat = feat.flatten(2).transpose(1, 2)  # (B*N, fh*fw, D)

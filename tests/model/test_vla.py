@@ -484,3 +484,18 @@ def test_vision_reads_only_its_cameras(tiny_config):
         assert not torch.allclose(vision(images), vision(front))
     with pytest.raises(ConfigError, match="vision.num_cameras: got 7, expected 1 to 6"):
         tiny_config("vision.num_cameras=7")
+
+
+def test_channels_last_vision_gives_the_same_tokens_up_to_rounding(tiny_config):
+    from drive_vla.model.vision import VisionTokenizer
+
+    torch.manual_seed(0)
+    plain = VisionTokenizer(tiny_config().vision, lm_hidden=16).eval()
+    fast = VisionTokenizer(tiny_config("vision.channels_last=true").vision, lm_hidden=16).eval()
+    fast.load_state_dict(plain.state_dict())
+    first = next(p for p in fast.backbone.parameters() if p.dim() == 4)
+    assert first.is_contiguous(memory_format=torch.channels_last)
+    h, w = plain.cfg.image_hw
+    images = torch.randint(0, 256, (2, 6, 3, h, w), dtype=torch.uint8)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(images), plain(images), atol=1e-4, rtol=1e-4)
