@@ -197,6 +197,9 @@ def footprint_cells(traj_xy: np.ndarray, layout: GridLayout = STP3_GRID) -> tupl
     Args:
         traj_xy: (..., 2) waypoints, LiDAR frame (x right, y forward).
         layout: the protocol's grid layout.
+        warps: (N, T, 2, 3) normalised affines (``warp_raster``) that take the raster of step t of sample n,
+            drawn in that step's own frame, into the frame the trajectories are in (ST-P3's raster warp);
+            NaN rows or None: the boxes are already in the trajectories' frame.
 
     Returns:
         rows, cols: (..., K) int32 indices into the drawn raster, clipped to the grid as in the peers' code.
@@ -228,11 +231,29 @@ def rasterise(boxes: AgentBoxes, mask: np.ndarray | None = None, layout: GridLay
     return grid[:, ::-1].copy() if layout.flip_cols else grid
 
 
+def warp_raster(grid: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """A (H, W) raster resampled through a (2, 3) normalised affine with nearest neighbours, zeros outside.
+
+    Follows ST-P3 stp3/utils/geometry.py ``warp_features`` (torch ``affine_grid`` and ``grid_sample`` with
+    ``align_corners=False``, float32), which ST-P3's trainer applies to bring each future frame's label raster
+    into the present frame (``cumulative_warp_features_reverse``).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    x = torch.from_numpy(np.ascontiguousarray(grid, dtype=np.float32))[None, None]
+    t = torch.from_numpy(np.asarray(theta, dtype=np.float32).reshape(1, 2, 3))
+    sampling = F.affine_grid(t, size=list(x.shape), align_corners=False)
+    out = F.grid_sample(x, sampling, mode="nearest", padding_mode="zeros", align_corners=False)
+    return out[0, 0].numpy().astype(np.uint8)
+
+
 def occupancy_collisions(
     trajs: Sequence[np.ndarray],
     boxes: AgentBoxes,
     groups: Sequence[str] | None = None,
     layout: GridLayout = STP3_GRID,
+    warps: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per-step footprint collisions of several trajectory sets against the per-step occupancy of the boxes.
 
@@ -282,6 +303,11 @@ def occupancy_collisions(
         & (fc_lo <= pts[..., 0].max(-1))
         & (fc_hi >= pts[..., 0].min(-1))
     ).any(0)
+    if warps is not None:
+        if np.shape(warps) != (n, t_steps, 2, 3):
+            raise ValueError(f"warps: got shape {np.shape(warps)}, expected ({n}, {t_steps}, 2, 3)")
+        warped = np.isfinite(warps).all(axis=(2, 3))  # (N, T)
+        near = near | warped[s, k]  # a box drawn in another frame can reach the footprint once warped
     grid = np.zeros((GRID_CELLS, GRID_CELLS), dtype=np.uint8)
     selections = [near] if groups is None else [near & (boxes.group == GROUP_CODE[g]) for g in groups]
     for g, selected in enumerate(selections):
@@ -298,5 +324,6 @@ def occupancy_collisions(
             for m in idx[a:b]:
                 cv2.fillPoly(grid, [pts[m]], 1)
             si, ki = s[idx[a]], k[idx[a]]
-            out[:, g, si, ki] = grid[rows[:, si, ki], cols[:, si, ki]].any(-1)
+            occ = warp_raster(grid, warps[si, ki]) if warps is not None and warped[si, ki] else grid
+            out[:, g, si, ki] = occ[rows[:, si, ki], cols[:, si, ki]].any(-1)
     return out

@@ -49,6 +49,7 @@ class GroundTruth:
     boxes: list[AgentBoxes] = field(default_factory=list)  # one per sample, group-coded (plots, box overlap)
     raster: dict[str, list[AgentBoxes]] = field(default_factory=lambda: {"stp3": [], "uniad": []})
     stp3_samples: list[bool] = field(default_factory=list)  # in ST-P3's sample set
+    stp3_warps: list[np.ndarray] = field(default_factory=list)  # N x (6, 2, 3) ST-P3 raster warps (NaN: none)
     lidar2ego: list[np.ndarray] = field(default_factory=list)  # N x (4, 4)
     has_boxes: list[bool] = field(default_factory=list)
     meta_actions: list[str | None] = field(default_factory=list)
@@ -118,19 +119,23 @@ def sample_agents(reader: Any, index: int, sample: Sample) -> SampleAgents:
     present and six future keyframes where it has them, else the Sample's future boxes (ego frame)."""
     lidar2ego = _lidar2ego(reader, index)
     if hasattr(reader, "annotations") and hasattr(reader, "ego_pose"):
-        steps, recs = [], []
+        steps, recs, in_scene = [], [], set()
         for step in range(-2, NUM_STEPS + 1):
             rec = reader.annotations(index, step)
             if rec is not None:
                 steps.append(np.full(len(rec["category"]), step))
                 recs.append(rec)
+                in_scene.add(step)
         cat = tuple(c for r in recs for c in r["category"])
+        future = None  # ST-P3's raster warp needs the ego poses of all six future keyframes of the scene
+        if in_scene.issuperset(range(1, NUM_STEPS + 1)):
+            future = np.stack([reader.ego_pose(index + k) for k in range(1, NUM_STEPS + 1)])
         return SampleAgents(
             np.concatenate(steps).astype(np.int64), np.concatenate([r["xyz"] for r in recs]).reshape(-1, 3),
             np.concatenate([r["heading"] for r in recs]).reshape(-1, 3),
             np.concatenate([r["wlh"] for r in recs]).reshape(-1, 3), cat,
             tuple(t for r in recs for t in r["instance"]), np.concatenate([r["visibility"] for r in recs]),
-            reader.ego_pose(index), lidar2ego,
+            reader.ego_pose(index), lidar2ego, future_ego2global=future,
         )  # fmt: skip
     boxes = sample.targets.future_boxes
     steps = np.concatenate([np.full(len(b), k + 1) for k, b in enumerate(boxes)] + [np.zeros(0)]).astype(np.int64)
@@ -294,6 +299,7 @@ def run_openloop(
             # plain Samples carry no scene position: only ST-P3's full-future part of the rule applies
             past = sample.meta.index_in_scene if agents.past_known else STP3_PAST_FRAMES
             gt.stp3_samples.append(stp3_in_sample_set(sample.meta.scene, past, bool(mask.all())))
+            gt.stp3_warps.append(agents.stp3_warps())
             gt.lidar2ego.append(lidar2ego)
             gt.tokens.append(sample.meta.token)
             gt.scenes.append(sample.meta.scene)
@@ -381,6 +387,7 @@ def model_report(run: OpenLoopRun, name: str, protocol: str | Sequence[str] = "a
                 np.stack(out.xy)[ok], gt_xy[ok], mask[ok], raster, protocol,
                 pred_yaw_rad=np.stack(out.yaw_rad)[ok], gt_yaw_rad=gt_yaw[ok],
                 stp3_samples=np.asarray(run.gt.stp3_samples, bool)[ok], lidar_boxes=_subset_boxes(boxes, ok),
+                stp3_warps=np.stack(run.gt.stp3_warps)[ok],
             )
         )  # fmt: skip
     else:

@@ -139,6 +139,7 @@ def openloop_metrics(
     box_overlap: bool = True,
     stp3_samples: np.ndarray | None = None,
     lidar_boxes: AgentBoxes | None = None,
+    stp3_warps: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """L2 and collision of predicted plans under the published protocols (and the box-overlap diagnostic).
 
@@ -155,6 +156,8 @@ def openloop_metrics(
         stp3_samples: (N,) bool, ST-P3's sample set (openloop_protocols.stp3_in_sample_set); default:
             the samples with the full future.
         lidar_boxes: group-coded LiDAR-frame boxes for the diagnostic when ``boxes`` is a mapping.
+        stp3_warps: (N, 6, 2, 3) ST-P3 raster warps (``SampleAgents.stp3_warps``; NaN: none) for "stp3"
+            boxes drawn in their own step's frame.
 
     Returns:
         ``{protocol name: aggregate(...) + {"gt_collision_steps_excluded": int}}``, plus "box_overlap".
@@ -169,7 +172,8 @@ def openloop_metrics(
     l2 = l2_per_step(pred, gt)
     out: dict[str, Any] = {}
     for p in chosen:
-        hits = occupancy_collisions([pred, gt], _family_boxes(boxes, p.agents), None, p.layout)  # (2, 1, N, T)
+        warps = stp3_warps if p.agents == "stp3" else None
+        hits = occupancy_collisions([pred, gt], _family_boxes(boxes, p.agents), None, p.layout, warps)  # (2, 1, N, T)
         gt_hit = hits[1, 0] & mask
         counted = hits[0, 0] & ~gt_hit
         keep = stp3_samples if p.sample_set == "stp3" else None

@@ -155,6 +155,9 @@ class SampleAgents:
         lidar2ego: (4, 4) the sample's own LIDAR_TOP calibration.
         past_known: False when only the future boxes are known (no past frames, no visibility): ST-P3's
             first-seen rule then keeps every future instance.
+        future_ego2global: (6, 4, 4) ego poses of the next six keyframes when the scene has them: ST-P3's
+            boxes of each future step are then drawn in that step's own frame and ``stp3_warps`` resamples
+            their rasters into the present, as ST-P3's trainer does; None: drawn in the present frame.
     """
 
     step: np.ndarray
@@ -167,6 +170,7 @@ class SampleAgents:
     ego2global: np.ndarray
     lidar2ego: np.ndarray
     past_known: bool = True
+    future_ego2global: np.ndarray | None = None
 
     def _boxes(self, sample: int, keep: np.ndarray, xy: np.ndarray, heading_xy: np.ndarray) -> AgentBoxes:
         groups = [GROUP_CODE["pedestrian"] if "human" in c else GROUP_CODE["vehicle"] for c in self.category]
@@ -188,20 +192,34 @@ class SampleAgents:
         draw registered instances only, any visibility) and ``_get_top_lidar_pose`` (the ego pose of the
         LIDAR_TOP sample_data, yaw-only rotation, the yaw of pyquaternion's ``yaw_pitch_roll``, which differs
         from atan2(R[1, 0], R[0, 0]) by about pitch x roll). ST-P3 draws each future frame in its own ego frame and
-        warps the raster to the present with nearest-neighbour ``grid_sample``; the boxes are drawn here
-        directly in the present frame.
+        warps the raster to the present with nearest-neighbour ``grid_sample`` (stp3/trainer.py
+        ``prepare_future_labels``): with ``future_ego2global`` the boxes of step k are in step k's frame and
+        ``stp3_warps`` gives the warp; without it they are drawn directly in the present frame.
         """
         thing = np.array([("vehicle" in c) or ("human" in c) for c in self.category], dtype=bool)
         seen = (self.step <= 0) & thing & (self.visibility != 1)
         registered = {self.instance[i] for i in np.flatnonzero(seen)}
         first_seen = np.array([t in registered or not self.past_known for t in self.instance], dtype=bool)
         keep = (self.step >= 1) & thing & first_seen
-        yaw = stp3_yaw(self.ego2global)
-        c, s = math.cos(yaw), math.sin(yaw)
-        rot = np.array([[c, s], [-s, c]])  # global -> ego, yaw only
-        ego_xy = (self.xyz[:, :2] - self.ego2global[:2, 3]) @ rot.T
-        ego_heading = self.heading[:, :2] @ rot.T
+        ego_xy, ego_heading = np.zeros((len(self.step), 2)), np.zeros((len(self.step), 2))
+        for k in np.unique(self.step[keep]):
+            pose = self.ego2global if self.future_ego2global is None else self.future_ego2global[int(k) - 1]
+            yaw = stp3_yaw(pose)
+            c, s = math.cos(yaw), math.sin(yaw)
+            rot = np.array([[c, s], [-s, c]])  # global -> that frame's ego, yaw only
+            at = self.step == k
+            ego_xy[at] = (self.xyz[at, :2] - pose[:2, 3]) @ rot.T
+            ego_heading[at] = self.heading[at, :2] @ rot.T
         return self._boxes(sample, keep, ego_xy[:, ::-1], ego_heading[:, ::-1])
+
+    def stp3_warps(self) -> np.ndarray:
+        """(6, 2, 3) affines taking each future step's ST-P3 raster into the present (``stp3_warp.stp3_warps``);
+        NaN where the boxes are already in the present frame (no future poses)."""
+        from drive_vla.eval.stp3_warp import stp3_warps
+
+        if self.future_ego2global is None:
+            return np.full((6, 2, 3), np.nan, dtype=np.float32)
+        return stp3_warps(self.ego2global, self.future_ego2global)
 
     def uniad_boxes(self, sample: int) -> AgentBoxes:
         """UniAD's future agents in its raster frame (the current LiDAR frame: columns x, rows y).
