@@ -54,7 +54,9 @@ def test_a_standing_car_seen_from_a_moving_ego_lands_where_the_present_frame_see
     for k in range(6):
         sel = in_own.step == k
         assert in_own.xy[sel][0][1] == pytest.approx(15.0 - 2.0 * (k + 1))  # rows = ego x: nearer each step
-        assert np.array_equal(warp_raster(rasterise(in_own, sel), warps[k]), rasterise(in_present, in_present.step == k))
+        assert np.array_equal(
+            warp_raster(rasterise(in_own, sel), warps[k]), rasterise(in_present, in_present.step == k)
+        )
     # The collision check reads the warped rasters: a plan that swerves into the car hits it either way.
     from drive_vla.eval.occupancy import STP3_GRID, occupancy_collisions
 
