@@ -283,14 +283,7 @@ class DrivingPolicy:
 
         Reads the temporal memory without adding this frame to it, so asking does not change driving.
         """
-        if question is not None and (not isinstance(question, str) or not question.strip()):
-            raise ValueError(f"question: got {question!r}, expected a non-empty string")
-        if self.model.training:
-            self.model.eval()
-        plan = self.model.plan(
-            self._batch([obs]), explain=True, question=question or DEFAULT_EXPLAIN_QUESTION, memory="read"
-        )
-        return plan[0].text or ""
+        return self.explain_batch([obs], question)[0]
 
     def explain_batch(self, observations: Sequence[Observation], question: str | None = None) -> list[str]:
         """``explain`` for several observations in one generation (row i reads row i of the temporal memory,

@@ -282,7 +282,8 @@ class Observation:
         junction_m: the distance along the route to the next junction entry (the yield line of an
             intersection or roundabout), metres, in [0, JUNCTION_HORIZON_M]; JUNCTION_HORIZON_M when none
             lies within it. A navigation system gives it: the embedded world's route, in CARLA the first
-            waypoint of the global plan whose RoadOption is not LANEFOLLOW. None where unknown (nuScenes).
+            waypoint of the global plan whose RoadOption is LEFT, RIGHT or STRAIGHT. None where unknown
+            (nuScenes).
     """
 
     images: Mapping[str, np.ndarray]

@@ -31,9 +31,14 @@ HORIZONS = {"1.0s": 1, "2.0s": 3, "3.0s": 5}  # waypoint index of each horizon (
 VARIANTS = ("images", "black", "no_route")
 
 
+def black_cameras(obs: Observation) -> Observation:
+    """``obs`` with every camera black: what a planner takes from its other inputs alone."""
+    return dataclasses.replace(obs, images={c: np.zeros_like(im) for c, im in obs.images.items()})
+
+
 def _variant(obs: Observation, variant: str) -> Observation:
     if variant == "black":
-        return dataclasses.replace(obs, images={c: np.zeros_like(im) for c, im in obs.images.items()})
+        return black_cameras(obs)
     if variant == "no_route":
         return dataclasses.replace(obs, route_target=None)
     return obs

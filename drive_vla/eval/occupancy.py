@@ -197,9 +197,6 @@ def footprint_cells(traj_xy: np.ndarray, layout: GridLayout = STP3_GRID) -> tupl
     Args:
         traj_xy: (..., 2) waypoints, LiDAR frame (x right, y forward).
         layout: the protocol's grid layout.
-        warps: (N, T, 2, 3) normalised affines (``warp_raster``) that take the raster of step t of sample n,
-            drawn in that step's own frame, into the frame the trajectories are in (ST-P3's raster warp);
-            NaN rows or None: the boxes are already in the trajectories' frame.
 
     Returns:
         rows, cols: (..., K) int32 indices into the drawn raster, clipped to the grid as in the peers' code.
@@ -265,6 +262,9 @@ def occupancy_collisions(
         boxes: agent boxes in ``layout``'s raster frame; ``boxes.sample`` indexes N, ``boxes.step`` T.
         groups: group names from GROUPS, one occupancy per group; None draws every box into one.
         layout: the protocol's grid layout.
+        warps: (N, T, 2, 3) normalised affines (``warp_raster``) that take the raster of step t of sample n,
+            drawn in that step's own frame, into the frame the trajectories are in (ST-P3's raster warp);
+            NaN rows or None: the boxes are already in the trajectories' frame.
 
     Returns:
         (Q, G, N, T) bool (G = 1 when groups is None): footprint of trajs[q] at step t of sample n

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from drive_vla.eval.occupancy import GROUP_CODE, ODV_GRID, STP3_GRID, UNIAD_GRID, AgentBoxes, GridLayout
+from drive_vla.types import FUTURE_STEPS
 
 # ST-P3 stp3/datas/NuscenesData.py FuturePredictionDataset.get_scenes: scene-0419 and the devkit's
 # NuScenesCanBus.can_blacklist (scenes without CAN data) are removed from the split.
@@ -218,7 +219,7 @@ class SampleAgents:
         from drive_vla.eval.stp3_warp import stp3_warps
 
         if self.future_ego2global is None:
-            return np.full((6, 2, 3), np.nan, dtype=np.float32)
+            return np.full((FUTURE_STEPS, 2, 3), np.nan, dtype=np.float32)
         return stp3_warps(self.ego2global, self.future_ego2global)
 
     def uniad_boxes(self, sample: int) -> AgentBoxes:

@@ -14,13 +14,13 @@ table and writes JSON.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from drive_vla.types import STEP_DT_S, Observation
+from drive_vla.eval.lateral_probe import black_cameras
+from drive_vla.types import STEP_DT_S
 
 VARIANTS = ("images", "black")
 PERCENTILES = (10, 50, 90)
@@ -32,10 +32,6 @@ def end_speed_change(xy: np.ndarray, speed_mps: float) -> float:
     return float(np.linalg.norm(xy[-1] - xy[-1 - steps]) / (steps * STEP_DT_S) - speed_mps)
 
 
-def black(obs: Observation) -> Observation:
-    return dataclasses.replace(obs, images={c: np.zeros_like(im) for c, im in obs.images.items()})
-
-
 def probe(policy: Any, samples: list[Any]) -> dict[str, Any]:
     """Speed changes planned with real and black cameras against the expert's, over ``samples`` with a full
     future (each planned alone, with the temporal memory reset)."""
@@ -45,7 +41,7 @@ def probe(policy: Any, samples: list[Any]) -> dict[str, Any]:
         obs, traj = s.observation, s.targets.trajectory
         v0 = float(obs.ego.speed_mps)
         expert.append(end_speed_change(np.asarray(traj.xy), v0))
-        for variant, o in (("images", obs), ("black", black(obs))):
+        for variant, o in (("images", obs), ("black", black_cameras(obs))):
             policy.reset()
             planned[variant].append(end_speed_change(np.asarray(policy.predict(o).trajectory.xy), v0))
     ex = np.array(expert)

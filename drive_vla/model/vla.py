@@ -193,13 +193,12 @@ class DriveVLA(nn.Module):
         (``planner_head.ego_status``), the ego-status features, and with ``route_target`` the route points."""
         dev = self.device
         kind = self.cfg.planner_head.ego_status
+        ego, history = self.ego_inputs(batch)  # the speed is kept in both ego_inputs kinds, 0 where unknown
         feats = None
         if kind != "none":
-            ego, history = self.ego_inputs(batch)
             feats = ego_status_features(ego, history, batch.command.to(dev), lateral=kind == "full")
         known = self.ego_known(batch)
-        speed = torch.where(known, batch.ego[:, 0].to(dev), torch.zeros_like(batch.ego[:, 0].to(dev)))
-        inputs = {"speed_mps": speed, "ego_status": feats}
+        inputs = {"speed_mps": ego[:, 0], "ego_status": feats}
         if not bool(known.all()):
             inputs["ego_known"] = known
         if self.cfg.route_target:

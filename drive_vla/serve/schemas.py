@@ -188,7 +188,7 @@ class PlanRequest(_Strict):
         ge=0.0,
         le=JUNCTION_HORIZON_M,
         description="the distance along the route to the next junction entry, m (the first global-plan "
-        f"waypoint whose RoadOption is not LANEFOLLOW); {JUNCTION_HORIZON_M:.0f} when none is nearer; "
+        f"waypoint whose RoadOption is LEFT, RIGHT or STRAIGHT); {JUNCTION_HORIZON_M:.0f} when none is nearer; "
         "absent where unknown",
     )
 

@@ -108,10 +108,10 @@ def counterfactual_frames(world: EmbeddedWorld, keyframes: int = FUTURE_STEPS) -
 class ExpertFutures:
     """The expert's next keyframes from each keyframe of one episode, from as few world copies as possible.
 
-    ``at(world)`` at consecutive keyframes: while the recorded world drives as the expert (``keep`` after
-    each clean keyframe interval), it is in the state the copy reached one keyframe into its rollout, so the
-    copy's frames shift by one and it drives one keyframe more; after a perturbed interval (``drop``) the
-    next call copies the world again. The labels equal a fresh copy per keyframe (``counterfactual_frames``),
+    ``at(world)`` at consecutive keyframes: while the recorded world drives as the expert (clean keyframe
+    intervals), it is in the state the copy reached one keyframe into its rollout, so the copy's frames
+    shift by one and it drives one keyframe more; after a perturbed interval (``drop``) the next call
+    copies the world again. The labels equal a fresh copy per keyframe (``counterfactual_frames``),
     at about 1 + 5p keyframes of simulation per keyframe instead of 6 (p: share of perturbed intervals).
     ``share`` False copies the world at every keyframe (the reference, for tests and timing).
     """
