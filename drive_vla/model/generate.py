@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from drive_vla.data.labels import meta_action_from_text
+from drive_vla.model import lean_decoder
 from drive_vla.model.config import DEFAULT_EXPLAIN_QUESTION
 from drive_vla.model.prompt import PromptLayout
 from drive_vla.types import Batch, Plan, Trajectory
@@ -191,7 +192,19 @@ def plan_with_text(traj: Trajectory, controls: Any, text: str | None, timings_ms
     return Plan(trajectory=traj, controls=controls, text=text, meta_action=meta, timings_ms=dict(timings_ms))
 
 
+def _lean(model: DriveVLA) -> bool:
+    """Whether inference passes use ``lean_decoder`` (the config asks for it and it supports the LM)."""
+    if not model.cfg.lean_decoding:
+        return False
+    held = model.__dict__.get("_lean_ok")
+    if held is None or held[0] is not model.lm:  # checked once per LM object (a LoRA wrap is another one)
+        held = model.__dict__["_lean_ok"] = (model.lm, lean_decoder.supports(model.lm))
+    return held[1]
+
+
 def _forward(model: DriveVLA, embeds: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, cache: Any) -> Any:
+    if _lean(model):
+        return lean_decoder.lean_forward(model.lm, embeds, mask, pos, cache)
     # Without padding (e.g. a single observation) the plain causal mask is exact and cheaper to build.
     attn = None if bool(mask.all()) else mask
     return model.lm.get_decoder()(
@@ -217,7 +230,7 @@ def _system_prefix(model: DriveVLA) -> Any:
     if model.training or not sys_ids:
         return None
     emb = model.lm.get_input_embeddings().weight
-    key = (emb.device, emb.dtype, emb._version, emb.data_ptr())
+    key = (emb.device, emb.dtype, emb._version, emb.data_ptr(), _lean(model))
     held = model.__dict__.get("_system_kv")
     if held is None or held[0] != key:
         ids = torch.tensor([sys_ids], device=emb.device)
@@ -245,7 +258,9 @@ def plan_batch(
     prefix = _system_prefix(model) if cfg.reuse_system_kv else None
     p = 0 if prefix is None else prefix.get_seq_length()
     cache = None
-    if prefix is not None:  # the system prompt's keys and values, computed once: only the rest is prefilled
+    if isinstance(prefix, lean_decoder.LeanCache):  # the system prompt's keys and values, computed once
+        cache = prefix.expanded(b, ids.shape[1] + 64)
+    elif prefix is not None:  # the same in Hugging Face's cache: only the rest of the prompt is prefilled
         cache = copy.deepcopy(prefix)
         if b > 1:
             cache.batch_repeat_interleave(b)
