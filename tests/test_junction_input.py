@@ -81,3 +81,22 @@ def test_carla_plan_distance_runs_to_the_first_junction_waypoint():
     planner = RoutePlanner()
     planner.set_route(points, options)
     assert planner.run_step([22.0, 0.5]).junction_m == pytest.approx(math.hypot(8.0, 0.5) + 30.0)
+
+
+def test_a_junction_range_makes_farther_junctions_read_alike():
+    """With ``junction_range_m`` 50, 60 m and the 100 m horizon give the same features (a highway looks like
+    any road far from a junction) while 10 m and 40 m still differ; an unknown distance reads the learned vector."""
+    import torch
+
+    from drive_vla.model.state import JunctionEncoder
+
+    torch.manual_seed(0)
+    enc = JunctionEncoder(8, range_m=50.0)
+    d = torch.tensor([60.0, JUNCTION_HORIZON_M, 10.0, 40.0, 5.0])
+    out = enc(d, torch.full((5,), 8.0), torch.tensor([True, True, True, True, False]))
+    assert torch.equal(out[0], out[1])
+    assert not torch.allclose(out[2], out[3])
+    assert torch.equal(out[4], enc.unknown)
+    full = JunctionEncoder(8)  # the default range is the horizon: 60 m and 100 m differ
+    out = full(d[:2], torch.full((2,), 8.0), torch.ones(2, dtype=torch.bool))
+    assert not torch.allclose(out[0], out[1])

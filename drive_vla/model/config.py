@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from drive_vla.model.bev_aux import BEVAuxConfig
+from drive_vla.model.camera_aux import CameraAuxConfig
 from drive_vla.model.text_tokenizer import MIN_TEXT_VOCAB, TEXT_TOKENIZERS
-from drive_vla.types import CAMERA_NAMES
+from drive_vla.types import CAMERA_NAMES, JUNCTION_HORIZON_M
 
 LM_ARCHS: tuple[str, ...] = ("llama", "qwen2")
 DEFAULT_EXPLAIN_QUESTION = "What are you doing and why?"
@@ -209,6 +210,9 @@ class ModelConfig:
         junction: the state encoder and the planner head read the distance along the route to the next
             junction (``Observation.junction_m``: the embedded world's route, CARLA's global plan); where it
             is unknown (nuScenes) a learned "unknown" vector stands in.
+        junction_range_m: junction distances beyond this read as this distance, so the input says only
+            "no junction within range" there (at the full 100 m horizon, a distance that never changes
+            names a highway, and the policy drives a highway's speed whatever is ahead).
         ego_dropout: while training, the share of samples whose ego state (with past poses and command) is
             treated as unknown, so the learned "unknown ego" inputs of the state encoder and planner head are
             trained; at inference they stand in where ``EgoState.source`` is "unknown" (e.g. DriveLM frames
@@ -219,6 +223,9 @@ class ModelConfig:
             drive: a plan that reads its own acceleration asks for more of it, and the speed PID runs away.
         bev_aux: the training-only occupancy task (drive_vla.model.bev_aux): a head on the planner's
             hidden state predicts where the annotated agents are now and later, loss "bev_bce".
+        camera_aux: the training-only camera-space task (drive_vla.model.camera_aux): a convolution on each
+            camera's backbone feature map predicts which cells the annotated boxes cover and how far they
+            are, loss "cam_aux".
         output_mode: which output drives: "tokens" (decoded waypoint tokens) or "head" (planner head; one
             forward pass, no decoding).
         max_explanation_tokens: cap on generated explanation/answer tokens.
@@ -227,6 +234,9 @@ class ModelConfig:
         restrict_logits: waypoint and control steps compute the logits of the ids their grammar allows only
             (the rows of the LM head for those ids); off: the whole vocabulary every step (the same tokens,
             for timing the difference).
+        lean_decoding: inference passes of the LM (prefill and decoding) run ``model.lean_decoder``'s forward
+            over a preallocated KV cache where it supports the LM (Llama, SmolLM2, Qwen2 with the default
+            rope); off: Hugging Face's forward (the same plans, for timing the difference).
         system_prompt: text at the start of every prompt.
         dtype: parameter dtype, "float32" or "bfloat16".
     """
@@ -242,12 +252,15 @@ class ModelConfig:
     route_target: bool = False
     speed_limit: bool = False
     junction: bool = False
+    junction_range_m: float = JUNCTION_HORIZON_M
     ego_dropout: float = 0.0
     ego_inputs: Literal["full", "speed"] = "full"
     bev_aux: BEVAuxConfig = field(default_factory=BEVAuxConfig)
+    camera_aux: CameraAuxConfig = field(default_factory=CameraAuxConfig)
     output_mode: Literal["tokens", "head"] = "tokens"
     max_explanation_tokens: int = 48
     reuse_system_kv: bool = True
+    lean_decoding: bool = True
     restrict_logits: bool = True
     system_prompt: str = "You are a driving assistant. Plan the next 3 seconds."
     dtype: Literal["float32", "bfloat16"] = "float32"
@@ -269,6 +282,10 @@ class ModelConfig:
             raise ValueError(f"action_tokenizer: got {self.action_tokenizer!r}, expected 'uniform' or 'fast'")
         if self.state_tokens < 1:
             raise ValueError(f"state_tokens: got {self.state_tokens}, expected >= 1")
+        if not 0.0 < self.junction_range_m <= JUNCTION_HORIZON_M:
+            raise ValueError(
+                f"junction_range_m: got {self.junction_range_m}, expected a distance in (0, {JUNCTION_HORIZON_M}] m"
+            )
         if self.vision.num_queries < 1:
             raise ValueError(f"vision.num_queries: got {self.vision.num_queries}, expected >= 1")
         if self.vision.memory_frames < 0:

@@ -16,7 +16,7 @@ from drive_vla.model.state import (
     unknown_vector,
 )
 from drive_vla.model.target_speed import TargetSpeedHead
-from drive_vla.types import FUTURE_STEPS, STEP_DT_S
+from drive_vla.types import FUTURE_STEPS, JUNCTION_HORIZON_M, STEP_DT_S
 
 # Output scales so the layers work in units of order one: [x m, y m, yaw rad].
 POSE_SCALE = (10.0, 3.0, 0.3)
@@ -47,6 +47,7 @@ class PlannerHead(nn.Module):
         speed_limit: bool = False,
         junction: bool = False,
         unknown_ego: bool = False,
+        junction_range_m: float = JUNCTION_HORIZON_M,
     ) -> None:
         super().__init__()
         self.cfg = cfg
@@ -59,7 +60,7 @@ class PlannerHead(nn.Module):
         self.unknown_ego = nn.Parameter(torch.zeros(w)) if unknown_ego and cfg.ego_status != "none" else None
         self.route_in = RouteTargetEncoder(w) if route_target else None
         self.limit_in = SpeedLimitEncoder(w) if speed_limit else None
-        self.junction_in = JunctionEncoder(w) if junction else None
+        self.junction_in = JunctionEncoder(w, junction_range_m) if junction else None
         if cfg.vae_latent > 0:
             self.prior = nn.Linear(w, 2 * cfg.vae_latent)
             self.posterior = nn.Sequential(nn.Linear(w + steps * 4, w), nn.GELU(), nn.Linear(w, 2 * cfg.vae_latent))

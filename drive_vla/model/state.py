@@ -88,15 +88,16 @@ class JunctionEncoder(nn.Module):
     """(B,) distance to the next junction along the route, (B,) current speed, (B,) mask -> (B, width).
     Where the mask is False (unknown, e.g. nuScenes) the output is a learned "no junction information" vector."""
 
-    def __init__(self, width: int) -> None:
+    def __init__(self, width: int, range_m: float = JUNCTION_HORIZON_M) -> None:
         super().__init__()
+        self.range_m = float(range_m)  # farther junctions read as this distance ("none within range")
         self.mlp = nn.Sequential(nn.Linear(3, width), nn.GELU(), nn.Linear(width, width))
         self.unknown = nn.Parameter(torch.zeros(width))
 
     def forward(self, distance: torch.Tensor, speed: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         dtype = self.unknown.dtype
-        d, speed = distance.to(dtype), speed.to(dtype)
-        feats = [d / JUNCTION_HORIZON_M, torch.exp(-d / JUNCTION_NEAR_M), speed / SPEED_LIMIT_SCALE_MPS]
+        d, speed = distance.to(dtype).clamp(max=self.range_m), speed.to(dtype)
+        feats = [d / self.range_m, torch.exp(-d / JUNCTION_NEAR_M), speed / SPEED_LIMIT_SCALE_MPS]
         x = self.mlp(torch.stack(feats, dim=1))  # (B, W)
         return torch.where(mask.bool()[:, None], x, self.unknown.expand_as(x))
 
@@ -136,11 +137,12 @@ class StateEncoder(nn.Module):
         speed_limit: bool = False,
         junction: bool = False,
         unknown_ego: bool = False,
+        junction_range_m: float = JUNCTION_HORIZON_M,
     ) -> None:
         super().__init__()
         self.route = RouteTargetEncoder(width) if route_target else None
         self.limit = SpeedLimitEncoder(width) if speed_limit else None
-        self.junction = JunctionEncoder(width) if junction else None
+        self.junction = JunctionEncoder(width, junction_range_m) if junction else None
         self.num_tokens = num_tokens
         self.register_buffer("ego_scale", torch.tensor(EGO_SCALE), persistent=False)
         self.register_buffer("history_scale", torch.tensor(HISTORY_SCALE), persistent=False)

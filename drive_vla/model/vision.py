@@ -166,7 +166,9 @@ class VisionTokenizer(nn.Module):
             x = F.interpolate(x, size=(h, w), mode="area") if shrink else F.interpolate(x, size=(h, w), mode="bilinear")
         return (x - self.pixel_mean.to(dtype)) / self.pixel_std.to(dtype)
 
-    def forward(self, images: torch.Tensor, memory: str = "off") -> torch.Tensor:
+    def forward(
+        self, images: torch.Tensor, memory: str = "off", return_features: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Visual tokens of one frame.
 
         Args:
@@ -174,8 +176,11 @@ class VisionTokenizer(nn.Module):
             memory: "off" (single frame, as in training), "read" (attend to the stored past frames) or
                 "update" (attend to them, then push this frame into the FIFO memory).
 
+            return_features: also return the projected backbone feature maps (B, N_cam, dim, fh, fw), which
+                training-only perception tasks read (``camera_aux``).
+
         Returns:
-            (B, num_queries, lm_hidden) tokens.
+            (B, num_queries, lm_hidden) tokens (and the feature maps when asked).
         """
         images = images[:, : self.cfg.num_cameras]  # the cameras this model reads (CAMERA_NAMES order)
         b, n = images.shape[:2]
@@ -184,6 +189,7 @@ class VisionTokenizer(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         feat = self.feature_proj(self.backbone(x)[-1])  # (B*N, D, fh, fw)
         _, d, fh, fw = feat.shape
+        feature_maps = feat.view(b, n, d, fh, fw) if return_features else None
         feat = feat.flatten(2).transpose(1, 2)  # (B*N, fh*fw, D)
         feat = feat + sine_position_2d(fh, fw, d, feat.device, feat.dtype)
         feat = feat.view(b, n, fh * fw, d) + self.camera_embed[:n, None, :]
@@ -202,4 +208,5 @@ class VisionTokenizer(nn.Module):
             q = block(q, context)
         if memory_on and memory == "update":
             self._memory = [*self._memory, q.detach()][-self.cfg.memory_frames :]
-        return self.out_proj(self.out_norm(q))  # (B, Q, H_lm)
+        tokens = self.out_proj(self.out_norm(q))  # (B, Q, H_lm)
+        return (tokens, feature_maps) if return_features else tokens

@@ -13,6 +13,7 @@ from torch import nn
 
 from drive_vla.data.labels import META_ACTIONS, meta_action_sentence
 from drive_vla.model.bev_aux import BEVAuxHead
+from drive_vla.model.camera_aux import CameraAuxHead
 from drive_vla.model.config import DEFAULT_EXPLAIN_QUESTION, ModelConfig
 from drive_vla.model.lm import build_lm
 from drive_vla.model.planner_head import PlannerHead
@@ -84,6 +85,7 @@ class DriveVLA(nn.Module):
             speed_limit=cfg.speed_limit,
             junction=cfg.junction,
             unknown_ego=cfg.ego_dropout > 0.0,
+            junction_range_m=cfg.junction_range_m,
         )
         self.lm = lm
         self.planner_head = PlannerHead(
@@ -93,8 +95,10 @@ class DriveVLA(nn.Module):
             speed_limit=cfg.speed_limit,
             junction=cfg.junction,
             unknown_ego=cfg.ego_dropout > 0.0,
+            junction_range_m=cfg.junction_range_m,
         )
         self.bev_head = BEVAuxHead(cfg.bev_aux, hidden) if cfg.bev_aux.enabled else None
+        self.camera_head = CameraAuxHead(cfg.camera_aux, cfg.vision.dim) if cfg.camera_aux.enabled else None
         self.action_tokenizer = action_tokenizer
         self.control_tokenizer = control_tokenizer if cfg.control_tokens else None
         self.text_tokenizer = text_tokenizer
@@ -145,10 +149,17 @@ class DriveVLA(nn.Module):
         self.vision.reset_memory()
 
     # -- inputs ---------------------------------------------------------------------------------------
-    def encode_observations(self, batch: Batch, memory: str = "off") -> tuple[torch.Tensor, torch.Tensor]:
-        """(visual tokens (B, V, H), state tokens (B, S, H)) of a batch."""
+    def encode_observations(
+        self, batch: Batch, memory: str = "off", features: list[torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(visual tokens (B, V, H), state tokens (B, S, H)) of a batch; with a ``features`` list, the
+        vision backbone's feature maps (B, N_cam, D, fh, fw) are appended to it."""
         dev = self.device
-        vis = self.vision(batch.images.to(dev), memory=memory)  # (B, V, H)
+        if features is not None:
+            vis, maps = self.vision(batch.images.to(dev), memory=memory, return_features=True)
+            features.append(maps)
+        else:
+            vis = self.vision(batch.images.to(dev), memory=memory)  # (B, V, H)
         route, route_mask = route_target_inputs(batch, dev)
         ego, history = self.ego_inputs(batch)
         limit, limit_mask = scalar_inputs(batch, "speed_limit", dev)
@@ -280,7 +291,7 @@ class DriveVLA(nn.Module):
         Returns:
             "waypoint_ce" (waypoint tokens and their end token; masked waypoints excluded), "control_ce"
             (where ``batch.control_mask``), "text_ce" (explanation/QA answers of ``batch.samples``),
-            "head_l1" (planner head, valid steps only), "speed_ce" (its target-speed classes), "head_kl" (VAE head) and "bev_bce" (the occupancy
+            "head_l1" (planner head, valid steps only), "speed_ce" (its target-speed classes), "head_kl" (VAE head), "cam_aux" (the camera-space task, ``cfg.camera_aux``) and "bev_bce" (the occupancy
             task, ``cfg.bev_aux``) — only the keys the batch supports. Each is a mean over its tokens/values.
         """
         if batch.traj is None or batch.traj_mask is None:
@@ -309,7 +320,8 @@ class DriveVLA(nn.Module):
         seg = torch.zeros_like(ids)
         for i, s in enumerate(segs):
             seg[i, : len(s)] = torch.tensor([int(v) for v in s])
-        visual, state = self.encode_observations(batch)
+        feature_maps: list[torch.Tensor] | None = [] if self.camera_head is not None and batch.samples else None
+        visual, state = self.encode_observations(batch, features=feature_maps)
         hidden = self.lm.get_decoder()(inputs_embeds=self.embed(ids, visual, state), attention_mask=attn)
         hidden = hidden.last_hidden_state  # (B, L, H)
         head_out = self.lm.get_output_embeddings()
@@ -342,6 +354,11 @@ class DriveVLA(nn.Module):
             bev = self.bev_head.loss(plan_hidden, batch.samples)
             if bev is not None:
                 out["bev_bce"] = bev
+        if feature_maps:
+            image_hw = (int(batch.images.shape[-2]), int(batch.images.shape[-1]))
+            cam = self.camera_head.loss(feature_maps[0], batch.samples, batch.intrinsics, batch.extrinsics, image_hw)
+            if cam is not None:
+                out["cam_aux"] = cam
         return out
 
     # -- inference ------------------------------------------------------------------------------------

@@ -11,7 +11,9 @@ from drive_vla.config import ConfigError, load_config
 from drive_vla.training.dagger_config import DaggerConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-LOSS_KEYS: tuple[str, ...] = ("waypoint_ce", "control_ce", "text_ce", "head_l1", "head_kl", "bev_bce", "speed_ce")
+LOSS_KEYS: tuple[str, ...] = (
+    "waypoint_ce", "control_ce", "text_ce", "head_l1", "head_kl", "bev_bce", "speed_ce", "cam_aux"
+)
 LABEL_KINDS: tuple[str, ...] = ("qa", "explanation", "control", "meta_action")
 STAGES: tuple[str, ...] = ("align", "instruct", "plan", "baseline")
 
@@ -127,6 +129,7 @@ class LossWeights:
     head_l1: float = 1.0
     head_kl: float = 1.0
     bev_bce: float = 1.0  # the auxiliary occupancy task, where the model has it (ModelConfig.bev_aux)
+    cam_aux: float = 1.0  # the auxiliary camera-space task, where the model has it (ModelConfig.camera_aux)
     speed_ce: float = 1.0  # the planner head's target-speed classes, where it has them (target_speed_classes)
 
     def __post_init__(self) -> None:
@@ -324,7 +327,7 @@ class TrainConfig:
             )
         if self.lora.enabled and self.model.kind != "vla":
             raise ValueError(f"lora.enabled: got true for model.kind={self.model.kind!r}, expected model.kind='vla'")
-        tasks = [k for k in LOSS_KEYS if k not in ("bev_bce", "speed_ce")]  # auxiliary terms never train alone
+        tasks = [k for k in LOSS_KEYS if k not in ("bev_bce", "speed_ce", "cam_aux")]  # auxiliary terms never train alone
         if not any(getattr(self.loss, k) > 0 for k in tasks):
             raise ValueError(f"loss: got all weights 0 ({[f'{k}=0' for k in tasks]}), expected one > 0")
 

@@ -24,6 +24,7 @@ def labelled_counts(batch: Batch) -> dict[str, int]:
     n_boxes = sum(s.targets.boxes is not None or bool(s.targets.future_boxes) for s in batch.samples or ())
     counts = {"waypoint_ce": n_traj, "head_l1": n_traj, "head_kl": n_traj, "control_ce": n_ctrl, "text_ce": n_text}
     counts["bev_bce"] = n_boxes
+    counts["cam_aux"] = sum(s.targets.boxes is not None for s in batch.samples or ())
     counts["speed_ce"] = n_traj
     return {k: max(1, v) for k, v in counts.items()}
 
