@@ -150,6 +150,8 @@ def run(args: argparse.Namespace) -> list[dict]:
     if args.random_init:
         overrides.append("lm.random_init=true")
     overrides.append(f"dtype={'bfloat16' if args.dtype == 'bf16' else 'float32'}")
+    if getattr(args, "compile", "none") in ("lm", "all"):
+        overrides.append("lean_decoding=false")  # the compiled forward is Hugging Face's: the lean one bypasses it
     cfg = load_config(ModelConfig, args.config, overrides)
     device = torch.device(args.device)
     t0 = time.perf_counter()

@@ -36,6 +36,22 @@ class TrafficConfig:
     car_lwh_m: tuple[float, float, float] = (5.0, 2.0, 1.6)  # highway-env's car footprint, plus a height
     truck_lwh_m: tuple[float, float, float] = (8.5, 2.5, 3.2)
     remove_crashed_after_s: float = 3.0  # crashed traffic (not touching the ego) is towed away after this
+    # Stop events: each vehicle brakes to a standstill at random times (on average this many times per minute
+    # of driving, at stop_decel_mps2) and stands for a time drawn from stop_duration_s, as a car stopping to
+    # turn, park or yield does. 0 = never (highway-env's IDM alone).
+    stop_rate_per_min: float = 0.0
+    stop_duration_s: tuple[float, float] = (2.0, 8.0)
+    stop_decel_mps2: float = 4.0
+
+    def __post_init__(self) -> None:
+        if self.stop_rate_per_min < 0:
+            raise ValueError(f"traffic.stop_rate_per_min: got {self.stop_rate_per_min!r}, expected >= 0")
+        lo, hi = (float(v) for v in self.stop_duration_s)
+        if not 0.0 < lo <= hi:
+            raise ValueError(f"traffic.stop_duration_s: got {[lo, hi]}, expected [low, high] with 0 < low <= high")
+        self.stop_duration_s = (lo, hi)
+        if not self.stop_decel_mps2 > 0:
+            raise ValueError(f"traffic.stop_decel_mps2: got {self.stop_decel_mps2!r}, expected > 0")
 
 
 @dataclass

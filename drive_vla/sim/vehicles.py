@@ -127,11 +127,18 @@ class TrafficVehicle(_FastLanes, IDMVehicle):
     height_m: float = 1.6
     color_rgb: tuple[int, int, int] = (200, 60, 60)
     crashed_time_s: float = 0.0
+    age_s: float = 0.0
+    stops: tuple[tuple[float, float], ...] = ()  # (start, end) of its stop events, seconds since spawn
+    stop_decel_mps2: float = 4.0
 
     def step(self, dt: float) -> None:
+        before = self.speed
         # highway-env's IDM keeps braking below zero speed when boxed in, i.e. it reverses; road traffic
         # does not, so stop at rest instead.
         super().step(dt)
+        self.age_s += dt
+        if any(a <= self.age_s < b for a, b in self.stops):  # a stop event: brake to rest and stand
+            self.speed = min(self.speed, max(0.0, before - self.stop_decel_mps2 * dt))
         if self.speed < 0.0:
             self.speed = 0.0
 
@@ -183,6 +190,14 @@ def make_traffic(
     # The jam distance counts from centre to centre in highway-env, so long vehicles need more of it.
     v.DISTANCE_WANTED = float(getattr(v, "DISTANCE_WANTED", IDMVehicle.DISTANCE_WANTED)) + (length - 5.0)
     v.DELTA = float(rng.uniform(*IDMVehicle.DELTA_RANGE))
+    if cfg.stop_rate_per_min > 0:  # stop events over the longest episode, drawn now from the episode's generator
+        stops, t = [], 0.0
+        while True:
+            t += float(rng.exponential(60.0 / cfg.stop_rate_per_min))
+            if t > 120.0:
+                break
+            stops.append((t, t + float(rng.uniform(*cfg.stop_duration_s))))
+        v.stops, v.stop_decel_mps2 = tuple(stops), float(cfg.stop_decel_mps2)
     if destination is not None:
         v.plan_route_to(destination)
     return v

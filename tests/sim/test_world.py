@@ -237,3 +237,30 @@ def test_the_first_contact_is_recorded_in_the_ego_frame(world):
     assert info["collision"] == "vehicle" and d["with"] == world.collision_with == lead.instance_id
     assert 3.0 < d["ahead_m"] < 7.0 and abs(d["left_m"]) < 1.0 and abs(d["heading_rad"]) < 0.2
     assert d["ego_speed_mps"] > d["other_speed_mps"] > 0.0
+
+
+def test_traffic_stop_events_bring_a_car_to_rest_and_release_it():
+    """With stop events, a car brakes to a standstill within its event, stands, then drives on; the expert
+    still finishes without a collision; a bad rate names the field; without events nothing stands."""
+    import dataclasses
+
+    from drive_vla.sim.config import TrafficConfig, teacher_world
+
+    with pytest.raises(ValueError, match="traffic.stop_rate_per_min"):
+        TrafficConfig(stop_rate_per_min=-1.0)
+    with pytest.raises(ValueError, match="traffic.stop_duration_s"):
+        TrafficConfig(stop_duration_s=(3.0, 1.0))
+    world = EmbeddedWorld(dataclasses.replace(teacher_world(), traffic=TrafficConfig(stop_rate_per_min=6.0)))
+    world.reset("highway", 3)
+    stood, moved_after = set(), set()
+    while not world.done and world.time_s < 30.0:
+        world.step(None)
+        for v in world.road.vehicles:
+            if v is world.ego or not getattr(v, "stops", ()):
+                continue
+            if v.speed == 0.0 and any(a <= v.age_s < b for a, b in v.stops):
+                stood.add(v.instance_id)
+            elif v.instance_id in stood and v.speed > 1.0:
+                moved_after.add(v.instance_id)
+    assert stood and moved_after
+    assert world.collision is None
