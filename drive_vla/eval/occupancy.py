@@ -17,7 +17,9 @@ An AgentBoxes handed to the grid is in the protocol's raster frame: ``xy[:, 0]``
 ``xy[:, 1]`` along the rows, metres. Shared by all three peers:
 
 * Boxes are rasterised per future step with ``cv2.fillPoly`` after rounding each corner to
-  ``round((v + 50) / 0.5)``, one polygon per call (``fillPoly`` with several polygons XORs overlaps).
+  ``round((v + 50) / 0.5)`` (``np.round``: half to even), one polygon per call (``fillPoly`` with several
+  polygons XORs overlaps). ST-P3 computes the corners in float64; UniAD (and so OpenDriveVLA's cached labels)
+  in float32, which decides the corners that land on a half cell (``GridLayout.float32_boxes``).
 * The ego footprint (1.85 m wide, 4.084 m long, centre 0.5 m ahead of the waypoint) is the set of cells
   whose centres lie inside the rectangle at the origin (``skimage.draw.polygon``, 32 cells), AXIS-ALIGNED
   (``evaluate_single_coll``). It is moved to a waypoint by ``int(cell + waypoint / 0.5)`` (truncation
@@ -56,22 +58,34 @@ class GridLayout:
         lookup_col_sign: the footprint column of a LiDAR-frame waypoint is ``sign * x / 0.5``.
         flip_cols: the drawn raster is mirrored left-right before the lookup (column c reads 199 - c).
         source: the peer file and function the layout follows.
+        float32_boxes: box corners and their cells are computed in float32 as UniAD's label code does
+            (``uniad_box_vertices_rc``); False: in float64 (ST-P3).
     """
 
     name: str
     lookup_col_sign: float
     flip_cols: bool
     source: str
+    float32_boxes: bool = False
 
 
 STP3_GRID = GridLayout(
     "stp3", -1.0, False, "ST-P3 stp3/metrics.py PlanningMetric.evaluate_coll; NuscenesData._get_poly_region_in_image"
 )
 UNIAD_GRID = GridLayout(
-    "uniad", 1.0, False, "UniAD planning_metrics.py PlanningMetric.update/evaluate_coll; occflow_label.py __call__"
+    "uniad",
+    1.0,
+    False,
+    "UniAD planning_metrics.py PlanningMetric.update/evaluate_coll; occflow_label.py __call__",
+    float32_boxes=True,
 )
+# OpenDriveVLA reads UniAD's own occupancy labels (GPT-Driver's cache of GenerateOccFlowLabels), float32 boxes too
 ODV_GRID = GridLayout(
-    "odv", -1.0, True, "OpenDriveVLA drivevla/eval_share/evaluation.py planning_evaluation; metric.py evaluate_coll"
+    "odv",
+    -1.0,
+    True,
+    "OpenDriveVLA drivevla/eval_share/evaluation.py planning_evaluation; metric.py evaluate_coll",
+    float32_boxes=True,
 )
 
 # nuScenes detection class names (mmdet3d style) that some sources use instead of full category names.
@@ -211,18 +225,60 @@ def footprint_cells(traj_xy: np.ndarray, layout: GridLayout = STP3_GRID) -> tupl
     return rows, cols
 
 
-def box_vertices_rc(boxes: AgentBoxes) -> np.ndarray:
-    """(M, 4, 2) int32 polygon vertices as cv2 points (col, row) of raster-frame boxes, rounded like the peers."""
+def box_vertices_rc(boxes: AgentBoxes, layout: GridLayout = STP3_GRID) -> np.ndarray:
+    """(M, 4, 2) int32 polygon vertices as cv2 points (col, row) of raster-frame boxes, rounded like the peers.
+
+    ST-P3 (``NuscenesData._get_poly_region_in_image``) computes in float64; layouts with ``float32_boxes``
+    follow UniAD's float32 arithmetic (``uniad_box_vertices_rc``).
+    """
+    if layout.float32_boxes:
+        return uniad_box_vertices_rc(boxes)
     corners = boxes.corners()
     cols = np.round((corners[..., 0] - GRID_MIN_M) / GRID_RES_M)
     rows = np.round((corners[..., 1] - GRID_MIN_M) / GRID_RES_M)
     return np.stack([cols, rows], axis=-1).astype(np.int32)
 
 
+def uniad_yaw_to_heading(theta: np.ndarray) -> np.ndarray:
+    """UniAD's float32 box yaw (mmdet3d v0.17.1 LiDAR convention, see ``uniad_box_vertices_rc``) -> the heading
+    CCW from +x that AgentBoxes holds. ``uniad_box_vertices_rc`` turns it back into the same float32 yaw."""
+    return -np.asarray(theta, dtype=np.float32).astype(np.float64) - math.pi / 2
+
+
+def uniad_box_vertices_rc(boxes: AgentBoxes) -> np.ndarray:
+    """(M, 4, 2) int32 cv2 vertices (col, row) of raster-frame boxes with UniAD's float32 arithmetic.
+
+    UniAD (commit cdc9f63) writes each box's yaw as ``-yaw - pi/2`` (tools/data_converter/uniad_nuscenes_converter.py
+    ``_fill_trainval_infos``) and holds the boxes as mmdet3d v0.17.1 ``LiDARInstance3DBoxes``: a float32 tensor,
+    width along the box's local x, length along its local y. ``occflow_label.py GenerateOccFlowLabels.__call__``
+    takes ``corners[:, [0, 3, 7, 4], :2]`` (lidar_box3d.py ``corners``: the offsets (+-w/2, +-l/2) turned by
+    structures/utils.py ``rotation_3d_in_axis``, x' = x cos + y sin, y' = -x sin + y cos, then plus the centre)
+    and converts them to cells as ``np.round((corner - bev_start + res / 2) / res)`` with float32 arrays
+    (bev_start -49.75, res 0.5). Every step below is one float32 operation in that order (numpy float32 products
+    and sums round like torch's float32 einsum on CPU); sin and cos are torch's float32 ones, as in
+    ``rotation_3d_in_axis``. A corner on a half cell (v + 50 = (n + 0.5) * 0.5) thus rounds the way UniAD's does.
+    """
+    import torch
+
+    f32 = np.float32
+    theta = (-np.asarray(boxes.yaw_rad, dtype=np.float64) - math.pi / 2).astype(f32)
+    t = torch.from_numpy(theta)
+    cos, sin = torch.cos(t).numpy()[:, None], torch.sin(t).numpy()[:, None]
+    ox = np.asarray(boxes.width_m, dtype=f32)[:, None] * np.array([-0.5, -0.5, 0.5, 0.5], dtype=f32)
+    oy = np.asarray(boxes.length_m, dtype=f32)[:, None] * np.array([-0.5, 0.5, 0.5, -0.5], dtype=f32)
+    centre = np.asarray(boxes.xy, dtype=f32)
+    x = (ox * cos + oy * sin) + centre[:, :1]
+    y = (ox * -sin + oy * cos) + centre[:, 1:]
+    start, res = f32(CELL0_CENTRE_M), f32(GRID_RES_M)
+    cols = np.round((x - start + res / f32(2.0)) / res)
+    rows = np.round((y - start + res / f32(2.0)) / res)
+    return np.stack([cols, rows], axis=-1).astype(np.int32)
+
+
 def rasterise(boxes: AgentBoxes, mask: np.ndarray | None = None, layout: GridLayout = STP3_GRID) -> np.ndarray:
     """(200, 200) uint8 occupancy of the selected raster-frame boxes as the protocol reads it (mirrored for ODV)."""
     grid = np.zeros((GRID_CELLS, GRID_CELLS), dtype=np.uint8)
-    pts = box_vertices_rc(boxes)
+    pts = box_vertices_rc(boxes, layout)
     for i in np.flatnonzero(np.ones(len(boxes), bool) if mask is None else mask):
         cv2.fillPoly(grid, [pts[i]], 1)
     return grid[:, ::-1].copy() if layout.flip_cols else grid
@@ -293,7 +349,7 @@ def occupancy_collisions(
     cells = [footprint_cells(t, layout) for t in trajs]  # Q x ((N, T, K), (N, T, K))
     rows = np.stack([c[0] for c in cells])  # (Q, N, T, K)
     cols = np.stack([c[1] for c in cells])
-    pts = box_vertices_rc(boxes)  # (M, 4, 2) (col, row)
+    pts = box_vertices_rc(boxes, layout)  # (M, 4, 2) (col, row)
     s, k = boxes.sample, boxes.step
     fr_lo, fr_hi = rows.min(-1)[:, s, k], rows.max(-1)[:, s, k]  # (Q, M)
     fc_lo, fc_hi = cols.min(-1)[:, s, k], cols.max(-1)[:, s, k]

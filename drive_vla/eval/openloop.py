@@ -130,12 +130,16 @@ def sample_agents(reader: Any, index: int, sample: Sample) -> SampleAgents:
         future = None  # ST-P3's raster warp needs the ego poses of all six future keyframes of the scene
         if in_scene.issuperset(range(1, NUM_STEPS + 1)):
             future = np.stack([reader.ego_pose(index + k) for k in range(1, NUM_STEPS + 1)])
+        # UniAD reframes each future box from its own keyframe's LiDAR frame: the pose of every step there is
+        step_poses = np.stack(
+            [reader.ego_pose(index + k) if k in in_scene else np.full((4, 4), np.nan) for k in range(1, NUM_STEPS + 1)]
+        )
         return SampleAgents(
             np.concatenate(steps).astype(np.int64), np.concatenate([r["xyz"] for r in recs]).reshape(-1, 3),
             np.concatenate([r["heading"] for r in recs]).reshape(-1, 3),
             np.concatenate([r["wlh"] for r in recs]).reshape(-1, 3), cat,
             tuple(t for r in recs for t in r["instance"]), np.concatenate([r["visibility"] for r in recs]),
-            reader.ego_pose(index), lidar2ego, future_ego2global=future,
+            reader.ego_pose(index), lidar2ego, future_ego2global=future, step_ego2global=step_poses,
         )  # fmt: skip
     boxes = sample.targets.future_boxes
     steps = np.concatenate([np.full(len(b), k + 1) for k, b in enumerate(boxes)] + [np.zeros(0)]).astype(np.int64)

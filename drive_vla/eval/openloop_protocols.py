@@ -28,7 +28,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from drive_vla.eval.occupancy import GROUP_CODE, ODV_GRID, STP3_GRID, UNIAD_GRID, AgentBoxes, GridLayout
+from drive_vla.eval.occupancy import (
+    GROUP_CODE,
+    ODV_GRID,
+    STP3_GRID,
+    UNIAD_GRID,
+    AgentBoxes,
+    GridLayout,
+    uniad_yaw_to_heading,
+)
 from drive_vla.types import FUTURE_STEPS
 
 # ST-P3 stp3/datas/NuscenesData.py FuturePredictionDataset.get_scenes: scene-0419 and the devkit's
@@ -159,6 +167,10 @@ class SampleAgents:
         future_ego2global: (6, 4, 4) ego poses of the next six keyframes when the scene has them: ST-P3's
             boxes of each future step are then drawn in that step's own frame and ``stp3_warps`` resamples
             their rasters into the present, as ST-P3's trainer does; None: drawn in the present frame.
+        step_ego2global: (6, 4, 4) ego pose (LIDAR_TOP capture) of each future keyframe 1..6 that exists, NaN rows
+            past the end of the scene: UniAD puts each future box at its bottom in that keyframe's LiDAR frame and
+            reframes it through the global frame (``uniad_boxes``). None: every box is taken as annotated at
+            ``ego2global``. Unlike ``future_ego2global`` it never switches ST-P3's warp.
     """
 
     step: np.ndarray
@@ -172,8 +184,9 @@ class SampleAgents:
     lidar2ego: np.ndarray
     past_known: bool = True
     future_ego2global: np.ndarray | None = None
+    step_ego2global: np.ndarray | None = None
 
-    def _boxes(self, sample: int, keep: np.ndarray, xy: np.ndarray, heading_xy: np.ndarray) -> AgentBoxes:
+    def _boxes(self, sample: int, keep: np.ndarray, xy: np.ndarray, yaw: np.ndarray) -> AgentBoxes:
         groups = [GROUP_CODE["pedestrian"] if "human" in c else GROUP_CODE["vehicle"] for c in self.category]
         return AgentBoxes(
             np.full(int(keep.sum()), sample, dtype=np.int64),
@@ -181,7 +194,7 @@ class SampleAgents:
             xy[keep],
             self.wlh[keep, 1].astype(np.float64),
             self.wlh[keep, 0].astype(np.float64),
-            np.arctan2(heading_xy[keep, 1], heading_xy[keep, 0]),
+            yaw[keep],
             np.asarray(groups, dtype=np.int8).reshape(-1)[keep],
         )
 
@@ -211,7 +224,7 @@ class SampleAgents:
             at = self.step == k
             ego_xy[at] = (self.xyz[at, :2] - pose[:2, 3]) @ rot.T
             ego_heading[at] = self.heading[at, :2] @ rot.T
-        return self._boxes(sample, keep, ego_xy[:, ::-1], ego_heading[:, ::-1])
+        return self._boxes(sample, keep, ego_xy[:, ::-1], np.arctan2(ego_heading[:, 0], ego_heading[:, 1]))
 
     def stp3_warps(self) -> np.ndarray:
         """(6, 2, 3) affines taking each future step's ST-P3 raster into the present (``stp3_warp.stp3_warps``);
@@ -231,18 +244,27 @@ class SampleAgents:
         ``occ_get_detection_ann_info`` (no valid-flag filter). The box convention is that of UniAD's code
         before its move to mmdet3d 1.x (commit cdc9f63, mmdet3d v0.17.1: length along the heading); UniAD's
         later code under mmdet3d 1.x draws boxes transposed (self-built infos) or with a mirrored heading
-        (the released v1.0 infos), so its numbers differ from the paper's and from these. One known
-        deviation: UniAD moves each future box to its bottom centre in that frame's LiDAR frame before the
-        3D reframing, and this moves the gravity centre; with pitch or roll differing between frames the
-        centres differ by (h/2) sin(tilt change), a few centimetres at most.
+        (the released v1.0 infos), so its numbers differ from the paper's and from these. Centres and yaws are
+        UniAD's float32 values (``uniad_reframe``: bottom centre in each box's own keyframe LiDAR frame, then
+        the 3D reframing), to be drawn by a ``float32_boxes`` layout (UNIAD_GRID, ODV_GRID).
         """
         keep = (self.step >= 1) & np.array(
             [c in UNIAD_VEHICLE_CATEGORIES or c in UNIAD_VEHICLE_CLASSES for c in self.category], dtype=bool
         )
-        global2lidar = np.linalg.inv(self.ego2global @ self.lidar2ego)
-        lidar_xy = self.xyz @ global2lidar[:3, :3].T[:, :2] + global2lidar[:2, 3]
-        lidar_heading = self.heading @ global2lidar[:3, :3].T[:, :2]
-        return self._boxes(sample, keep, lidar_xy, lidar_heading)
+        poses = np.broadcast_to(np.asarray(self.ego2global, dtype=np.float64), (len(self.step), 4, 4)).copy()
+        if self.step_ego2global is not None:
+            step_poses = np.asarray(self.step_ego2global, dtype=np.float64)
+            if step_poses.shape != (FUTURE_STEPS, 4, 4):
+                raise ValueError(f"step_ego2global: got shape {step_poses.shape}, expected ({FUTURE_STEPS}, 4, 4)")
+            poses[keep] = step_poses[self.step[keep] - 1]
+            if not np.all(np.isfinite(poses[keep])):
+                bad = sorted({int(k) for k in self.step[keep][~np.isfinite(poses[keep]).all(axis=(1, 2))]})
+                raise ValueError(f"step_ego2global: got NaN poses for steps {bad} that have boxes, expected finite")
+        xy, yaw = np.zeros((len(self.step), 2)), np.zeros(len(self.step))
+        xy[keep], yaw[keep] = uniad_reframe(
+            self.xyz[keep], self.heading[keep], self.wlh[keep], poses[keep], self.ego2global, self.lidar2ego
+        )
+        return self._boxes(sample, keep, xy, yaw)
 
     def boxes_for(self, agents: str, sample: int) -> AgentBoxes:
         if agents == "stp3":
@@ -250,6 +272,83 @@ class SampleAgents:
         if agents == "uniad":
             return self.uniad_boxes(sample)
         raise ValueError(f"agents: got {agents!r}, expected 'stp3' or 'uniad'")
+
+
+def uniad_reframe(
+    xyz: np.ndarray,
+    heading: np.ndarray,
+    wlh: np.ndarray,
+    box_ego2global: np.ndarray,
+    ego2global: np.ndarray,
+    lidar2ego: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Global boxes of future keyframes -> UniAD's float32 centres (x, y) and headings in the present LiDAR frame.
+
+    Reproduces UniAD's arithmetic (commit cdc9f63 with mmdet3d v0.17.1):
+
+    1. tools/data_converter/uniad_nuscenes_converter.py ``_fill_trainval_infos`` (nuScenes devkit
+       ``get_sample_data``, float64): the centre in the box's own keyframe LiDAR frame, and the yaw
+       ``-Quaternion.yaw_pitch_roll[0] - pi/2`` of its orientation there. pyquaternion's yaw is
+       atan2(-R[0, 1], R[0, 0]) of the rotation matrix, i.e. it reads the box's lateral axis as well; the
+       annotation is taken as yaw-only (nuScenes annotation quaternions have x = y = 0), so that axis is
+       z x heading (for a heading with a z component: the box without roll).
+    2. nuscenes_e2e_dataset.py ``occ_get_detection_ann_info``: ``LiDARInstance3DBoxes(gt_boxes,
+       origin=(0.5, 0.5, 0.5))`` casts to float32 and moves z down by h/2 (base_box3d.py ``__init__``): the
+       bottom centre along that keyframe's LiDAR z axis, not the box's own.
+    3. occflow_label.py ``GenerateOccFlowLabels.reframe_boxes``, all float32 (``occ_get_transforms`` casts the
+       poses): rotate by that keyframe's lidar2ego rotation, add its translation, rotate by its ego2global
+       rotation, add its translation, subtract the present ego2global translation, rotate by
+       ``np.linalg.inv`` of the present ego2global rotation, subtract the lidar2ego translation, rotate by the
+       inverse lidar2ego rotation. Each rotation is lidar_box3d.py ``rotate`` with a matrix: ``xyz @ R.T``
+       (summed over x, y, z in that order, as torch's float32 CPU matmul does) and ``yaw += arctan2(R[0, 1],
+       R[0, 0])`` in float32.
+
+    The global coordinates (hundreds of metres) are float32 in step 3, which moves a corner by up to ~1e-4 m:
+    enough to decide a corner on a half cell. The keyframes share the sample's LIDAR_TOP calibration
+    (``lidar2ego``), as a nuScenes scene does.
+
+    Args:
+        xyz, heading, wlh: (M, 3) global centres, length-axis directions and sizes (w, l, h).
+        box_ego2global: (M, 4, 4) ego pose of each box's keyframe.
+        ego2global, lidar2ego: (4, 4) present ego pose and LIDAR_TOP mount.
+
+    Returns:
+        xy (M, 2) float32 values as float64; heading (M,) CCW from +x (``occupancy.uniad_yaw_to_heading``
+        of UniAD's float32 yaw, which the float32 corner code recovers exactly).
+    """
+    f32 = np.float32
+    xyz, heading = np.asarray(xyz, dtype=np.float64).reshape(-1, 3), np.asarray(heading, dtype=np.float64)
+    poses = np.asarray(box_ego2global, dtype=np.float64).reshape(-1, 4, 4)
+    e_rot, e_t = poses[:, :3, :3], poses[:, :3, 3]
+    l_rot, l_t = np.asarray(lidar2ego, dtype=np.float64)[:3, :3], np.asarray(lidar2ego, dtype=np.float64)[:3, 3]
+    # 1. converter, float64: global -> keyframe ego -> keyframe LiDAR; pyquaternion yaw of the orientation there
+    ego = np.einsum("mji,mj->mi", e_rot, xyz - e_t)
+    centre = (ego - l_t) @ l_rot
+    lidar_x = np.einsum("mij,j->mi", e_rot, l_rot[:, 0])  # the keyframe LiDAR x axis in the global frame
+    lateral = np.stack([-heading[:, 1], heading[:, 0], np.zeros(len(heading))], 1)
+    lateral /= np.maximum(np.linalg.norm(lateral, axis=1, keepdims=True), 1e-12)
+    yaw = np.arctan2(-(lidar_x * lateral).sum(1), (lidar_x * heading).sum(1))
+    theta = (-yaw - math.pi / 2).astype(f32)
+    # 2. LiDARInstance3DBoxes(origin=(0.5, 0.5, 0.5)): float32, bottom centre
+    p = centre.astype(f32)
+    p[:, 2] = p[:, 2] + np.asarray(wlh, dtype=f32).reshape(-1, 3)[:, 2] * f32(-0.5)
+
+    # 3. reframe_boxes in float32
+    def rotate(p: np.ndarray, theta: np.ndarray, rot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rot = rot.astype(f32)  # (3, 3) or (M, 3, 3); p @ rot.T, the sum over x, y, z in that order
+        out = (p[:, 0:1] * rot[..., :, 0] + p[:, 1:2] * rot[..., :, 1]) + p[:, 2:3] * rot[..., :, 2]
+        return out, theta + np.arctan2(rot[..., 0, 1], rot[..., 0, 0])
+
+    e0_rot, e0_t = np.asarray(ego2global, dtype=np.float64)[:3, :3], np.asarray(ego2global, dtype=np.float64)[:3, 3]
+    p, theta = rotate(p, theta, l_rot.astype(f32))
+    p = p + l_t.astype(f32)
+    p, theta = rotate(p, theta, e_rot.astype(f32))
+    p = p + e_t.astype(f32)
+    p = p + -e0_t.astype(f32)
+    p, theta = rotate(p, theta, np.linalg.inv(e0_rot.astype(f32)))
+    p = p + -l_t.astype(f32)
+    p, theta = rotate(p, theta, np.linalg.inv(l_rot.astype(f32)))
+    return p[:, :2].astype(np.float64), uniad_yaw_to_heading(theta)
 
 
 def stp3_yaw(ego2global: np.ndarray) -> float:
