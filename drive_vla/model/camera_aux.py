@@ -123,7 +123,11 @@ class CameraAuxHead(nn.Module):
         return out.view(b, n, 2, *out.shape[-2:])
 
     def loss(
-        self, feat: torch.Tensor, samples: Sequence[Sample], intrinsics: torch.Tensor, extrinsics: torch.Tensor,
+        self,
+        feat: torch.Tensor,
+        samples: Sequence[Sample],
+        intrinsics: torch.Tensor,
+        extrinsics: torch.Tensor,
         image_hw: tuple[int, int],
     ) -> torch.Tensor | None:
         """Coverage BCE over every cell plus ``depth_weight`` x L1 of log depth over covered cells, for the

@@ -122,9 +122,7 @@ def lean_forward(
     layers = decoder.layers[: int(cfg.num_hidden_layers)]
     if cache is None:
         shape = (b, kv_heads, s + 64, head_dim)
-        cache = LeanCache(
-            [embeds.new_zeros(shape) for _ in layers], [embeds.new_zeros(shape) for _ in layers], 0
-        )
+        cache = LeanCache([embeds.new_zeros(shape) for _ in layers], [embeds.new_zeros(shape) for _ in layers], 0)
     cache.reserve(s)
     start, end = cache.length, cache.length + s
     if mask.shape != (b, end):

@@ -12,7 +12,14 @@ from drive_vla.training.dagger_config import DaggerConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOSS_KEYS: tuple[str, ...] = (
-    "waypoint_ce", "control_ce", "text_ce", "head_l1", "head_kl", "bev_bce", "speed_ce", "cam_aux"
+    "waypoint_ce",
+    "control_ce",
+    "text_ce",
+    "head_l1",
+    "head_kl",
+    "bev_bce",
+    "speed_ce",
+    "cam_aux",
 )
 LABEL_KINDS: tuple[str, ...] = ("qa", "explanation", "control", "meta_action")
 STAGES: tuple[str, ...] = ("align", "instruct", "plan", "baseline")
@@ -327,7 +334,9 @@ class TrainConfig:
             )
         if self.lora.enabled and self.model.kind != "vla":
             raise ValueError(f"lora.enabled: got true for model.kind={self.model.kind!r}, expected model.kind='vla'")
-        tasks = [k for k in LOSS_KEYS if k not in ("bev_bce", "speed_ce", "cam_aux")]  # auxiliary terms never train alone
+        tasks = [
+            k for k in LOSS_KEYS if k not in ("bev_bce", "speed_ce", "cam_aux")
+        ]  # auxiliary terms never train alone
         if not any(getattr(self.loss, k) > 0 for k in tasks):
             raise ValueError(f"loss: got all weights 0 ({[f'{k}=0' for k in tasks]}), expected one > 0")
 

@@ -109,3 +109,24 @@ def observation() -> Observation:
 def tiny_yaml_and_overrides() -> tuple[Path, list[str]]:
     """configs/model/tiny.yaml and the overrides that shrink it to test size (for CLI-style callers)."""
     return TINY_YAML, list(TEST_OVERRIDES)
+
+
+@pytest.fixture
+def fit_one_loss() -> Callable[..., tuple[float, float]]:
+    """``fit_one_loss(model, batch, key, steps)``: Adam on ``model.losses(batch)[key]`` alone -> (first, last) loss."""
+    return _fit_one_loss
+
+
+def _fit_one_loss(model, batch, key: str, steps: int, lr: float = 3e-3) -> tuple[float, float]:
+    import torch
+
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    first = last = None
+    for _ in range(steps):
+        loss = model.losses(batch)[key]
+        last = float(loss.detach())
+        first = last if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return first, last

@@ -95,19 +95,12 @@ def test_the_occupancy_loss_reaches_vision_and_lm_and_is_absent_without_boxes(ti
     assert plain.bev_head is None and "bev_bce" not in plain.losses(Batch.from_samples(_with_agents(samples)))
 
 
-def test_the_head_learns_where_the_agents_are(tiny_config, samples):
+def test_the_head_learns_where_the_agents_are(tiny_config, samples, fit_one_loss):
     torch.manual_seed(0)
     model = DrivingPolicy.build(tiny_config("bev_aux.enabled=true")).model.train()
     batch = Batch.from_samples(_with_agents(samples))
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    first = None
-    for _ in range(60):
-        loss = model.losses(batch)["bev_bce"]
-        first = float(loss.detach()) if first is None else first
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert float(loss) < 0.3 * first
+    first, last = fit_one_loss(model, batch, "bev_bce", 60)
+    assert last < 0.3 * first
 
 
 @pytest.mark.parametrize(

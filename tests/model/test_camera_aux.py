@@ -89,19 +89,12 @@ def test_the_camera_loss_reaches_the_backbone_and_is_absent_without_boxes(tiny_c
     assert plain.camera_head is None and "cam_aux" not in plain.losses(batch)
 
 
-def test_the_head_learns_where_the_car_is(tiny_config, samples):
+def test_the_head_learns_where_the_car_is(tiny_config, samples, fit_one_loss):
     torch.manual_seed(0)
     model = DrivingPolicy.build(tiny_config("camera_aux.enabled=true")).model.train()
     batch = Batch.from_samples(_front_everywhere(_with_agents(samples)))
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    first = None
-    for _ in range(40):
-        loss = model.losses(batch)["cam_aux"]
-        first = float(loss.detach()) if first is None else first
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert float(loss.detach()) < 0.3 * first
+    first, last = fit_one_loss(model, batch, "cam_aux", 40)
+    assert last < 0.3 * first
 
 
 @pytest.mark.parametrize(("field", "value"), [("range_m", 0.0), ("depth_weight", -1.0)])

@@ -15,8 +15,13 @@ from drive_vla.policy import DrivingPolicy
 from drive_vla.types import Batch
 
 SMALL = dict(
-    vocab_size=97, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
-    num_key_value_heads=2, max_position_embeddings=128,
+    vocab_size=97,
+    hidden_size=32,
+    intermediate_size=48,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=128,
 )
 
 
@@ -52,7 +57,9 @@ def test_lean_passes_equal_hugging_face_with_padding_and_a_cache(kind):
     hf_cache, lean_cache = DynamicCache(), None
     with torch.no_grad():
         for embeds, m, p in steps:
-            ref = decoder(inputs_embeds=embeds, attention_mask=m, position_ids=p, past_key_values=hf_cache, use_cache=True)
+            ref = decoder(
+                inputs_embeds=embeds, attention_mask=m, position_ids=p, past_key_values=hf_cache, use_cache=True
+            )
             hf_cache = ref.past_key_values
             out = lean_decoder.lean_forward(lm, embeds, m, p, lean_cache)
             lean_cache = out.past_key_values
@@ -78,9 +85,7 @@ def test_the_cache_grows_past_its_first_capacity():
 
 
 def test_an_lm_it_does_not_reproduce_goes_through_hugging_face():
-    scaled = LlamaForCausalLM(
-        LlamaConfig(**SMALL, rope_scaling={"rope_type": "linear", "factor": 2.0})
-    ).eval()
+    scaled = LlamaForCausalLM(LlamaConfig(**SMALL, rope_scaling={"rope_type": "linear", "factor": 2.0})).eval()
     assert not lean_decoder.supports(scaled)
     assert not lean_decoder.supports(torch.nn.Linear(2, 2))
 
