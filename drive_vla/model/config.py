@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from drive_vla.model.bev_aux import BEVAuxConfig
 from drive_vla.model.camera_aux import CameraAuxConfig
+from drive_vla.model.free_space import FreeSpaceConfig
 from drive_vla.model.text_tokenizer import MIN_TEXT_VOCAB, TEXT_TOKENIZERS
 from drive_vla.types import CAMERA_NAMES, JUNCTION_HORIZON_M
 
@@ -226,6 +227,9 @@ class ModelConfig:
         camera_aux: the training-only camera-space task (drive_vla.model.camera_aux): a convolution on each
             camera's backbone feature map predicts which cells the annotated boxes cover and how far they
             are, loss "cam_aux".
+        free_space: the free-distance head (drive_vla.model.free_space): predicts how far along the route the
+            ego's corridor is clear, loss "free_l1"; with ``free_space.cap_speed`` the head's plan is slowed
+            to what that gap allows.
         output_mode: which output drives: "tokens" (decoded waypoint tokens) or "head" (planner head; one
             forward pass, no decoding).
         max_explanation_tokens: cap on generated explanation/answer tokens.
@@ -257,6 +261,7 @@ class ModelConfig:
     ego_inputs: Literal["full", "speed"] = "full"
     bev_aux: BEVAuxConfig = field(default_factory=BEVAuxConfig)
     camera_aux: CameraAuxConfig = field(default_factory=CameraAuxConfig)
+    free_space: FreeSpaceConfig = field(default_factory=FreeSpaceConfig)
     output_mode: Literal["tokens", "head"] = "tokens"
     max_explanation_tokens: int = 48
     reuse_system_kv: bool = True

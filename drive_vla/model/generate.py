@@ -21,6 +21,7 @@ from drive_vla.data.labels import meta_action_from_text
 from drive_vla.model import lean_decoder
 from drive_vla.model.config import DEFAULT_EXPLAIN_QUESTION
 from drive_vla.model.prompt import PromptLayout
+from drive_vla.model.state import route_target_inputs
 from drive_vla.types import Batch, Plan, Trajectory
 
 if TYPE_CHECKING:
@@ -241,6 +242,24 @@ def _system_prefix(model: DriveVLA) -> Any:
     return held[1]
 
 
+def cap_to_free_space(model: DriveVLA, last: Any, poses: torch.Tensor, speed: torch.Tensor, batch: Batch):
+    """Re-time the rows whose planned speed exceeds the free-distance head's cap (rows with route points only);
+    the cap of every row goes to ``model.last_speed_cap`` (m/s, NaN where not applied)."""
+    from drive_vla.model.free_space import plan_speed
+    from drive_vla.model.planner_head import retime
+
+    cap = model.free_head.speed_cap(last).to(poses.dtype)
+    _, has_route = route_target_inputs(batch, poses.device)
+    planned = plan_speed(poses)
+    slow = has_route & (planned > cap + 0.5)
+    if bool(slow.any()):  # from the slower of the current and the planned speed: the cap never speeds a plan up
+        start = torch.minimum(speed.to(poses.dtype), planned)
+        poses = poses.clone()
+        poses[slow] = retime(poses[slow], start[slow], cap[slow], ramp_s=1.0)
+    model.last_speed_cap = torch.where(has_route, cap, torch.full_like(cap, float("nan"))).tolist()
+    return poses
+
+
 def plan_batch(
     model: DriveVLA, batch: Batch, explain: bool = False, question: str | None = None, memory: str = "off"
 ) -> list[Plan]:
@@ -248,7 +267,9 @@ def plan_batch(
     t0 = time.perf_counter()
     cfg, lay = model.cfg, model.layout
     b = len(batch)
-    visual, state = model.encode_observations(batch, memory=memory)
+    capped = cfg.output_mode == "head" and model.free_head is not None and cfg.free_space.cap_speed
+    maps: list[torch.Tensor] | None = [] if capped and cfg.free_space.source == "camera" else None
+    visual, state = model.encode_observations(batch, memory=memory, features=maps)
     ids, mask = model.prompt_batch(batch.instructions)  # (B, L)
     embeds = model.embed(ids, visual, state)
     t_vision = time.perf_counter()
@@ -273,7 +294,11 @@ def plan_batch(
 
     head_traj = None
     if cfg.output_mode == "head":
-        poses = model.planner_head(last, **model.head_inputs(batch)).poses
+        inputs = model.head_inputs(batch)
+        poses = model.planner_head(last, **inputs).poses
+        if capped:
+            source = (maps[0], inputs.get("route_target", route_target_inputs(batch, last.device)[0])) if maps else last
+            poses = cap_to_free_space(model, source, poses, inputs["speed_mps"], batch)
         head_traj = poses.float().cpu().numpy()  # (B, T, 3)
     t_head = time.perf_counter()
 

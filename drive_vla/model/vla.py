@@ -15,6 +15,7 @@ from drive_vla.data.labels import META_ACTIONS, meta_action_sentence
 from drive_vla.model.bev_aux import BEVAuxHead
 from drive_vla.model.camera_aux import CameraAuxHead
 from drive_vla.model.config import DEFAULT_EXPLAIN_QUESTION, ModelConfig
+from drive_vla.model.free_space import FreeSpaceHead
 from drive_vla.model.lm import build_lm
 from drive_vla.model.planner_head import PlannerHead
 from drive_vla.model.prompt import PromptLayout, Seg
@@ -99,6 +100,7 @@ class DriveVLA(nn.Module):
         )
         self.bev_head = BEVAuxHead(cfg.bev_aux, hidden) if cfg.bev_aux.enabled else None
         self.camera_head = CameraAuxHead(cfg.camera_aux, cfg.vision.dim) if cfg.camera_aux.enabled else None
+        self.free_head = FreeSpaceHead(cfg.free_space, hidden, cfg.vision.dim) if cfg.free_space.enabled else None
         self.action_tokenizer = action_tokenizer
         self.control_tokenizer = control_tokenizer if cfg.control_tokens else None
         self.text_tokenizer = text_tokenizer
@@ -113,6 +115,7 @@ class DriveVLA(nn.Module):
         # after plan(): {"generated_tokens": per row, "forward_passes": LM calls} (for benchmarks)
         self.last_decode_stats: dict[str, Any] = {}
         self.candidate_index_cache: dict[tuple, torch.Tensor] = {}  # decoding's candidate id tensors
+        self.last_speed_cap: list[float] = []  # after plan() with free_space.cap_speed: each row's cap, m/s
         if lm.get_input_embeddings().num_embeddings < self.layout.vocab_size:
             lm.resize_token_embeddings(self.layout.vocab_size, mean_resizing=False)
 
@@ -177,6 +180,10 @@ class DriveVLA(nn.Module):
             ego_known=self.ego_known(batch),
         )
         return vis.to(self.dtype), state.to(self.dtype)
+
+    def needs_feature_maps(self) -> bool:
+        """Whether a head reads the backbone's feature maps (the camera-space task, a camera-fed free-distance head)."""
+        return self.camera_head is not None or (self.free_head is not None and self.cfg.free_space.source == "camera")
 
     def ego_known(self, batch: Batch) -> torch.Tensor:
         """(B,) bool: where the batch's ego state is known (``EgoState.source`` not "unknown")."""
@@ -291,7 +298,7 @@ class DriveVLA(nn.Module):
         Returns:
             "waypoint_ce" (waypoint tokens and their end token; masked waypoints excluded), "control_ce"
             (where ``batch.control_mask``), "text_ce" (explanation/QA answers of ``batch.samples``),
-            "head_l1" (planner head, valid steps only), "speed_ce" (its target-speed classes), "head_kl" (VAE head), "cam_aux" (the camera-space task, ``cfg.camera_aux``) and "bev_bce" (the occupancy
+            "head_l1" (planner head, valid steps only), "speed_ce" (its target-speed classes), "head_kl" (VAE head), "cam_aux" (the camera-space task, ``cfg.camera_aux``), "free_l1" (the free-distance head) and "bev_bce" (the occupancy
             task, ``cfg.bev_aux``) — only the keys the batch supports. Each is a mean over its tokens/values.
         """
         if batch.traj is None or batch.traj_mask is None:
@@ -320,7 +327,7 @@ class DriveVLA(nn.Module):
         seg = torch.zeros_like(ids)
         for i, s in enumerate(segs):
             seg[i, : len(s)] = torch.tensor([int(v) for v in s])
-        feature_maps: list[torch.Tensor] | None = [] if self.camera_head is not None and batch.samples else None
+        feature_maps: list[torch.Tensor] | None = [] if self.needs_feature_maps() and batch.samples else None
         visual, state = self.encode_observations(batch, features=feature_maps)
         hidden = self.lm.get_decoder()(inputs_embeds=self.embed(ids, visual, state), attention_mask=attn)
         hidden = hidden.last_hidden_state  # (B, L, H)
@@ -354,7 +361,13 @@ class DriveVLA(nn.Module):
             bev = self.bev_head.loss(plan_hidden, batch.samples)
             if bev is not None:
                 out["bev_bce"] = bev
-        if feature_maps:
+        if self.free_head is not None and batch.samples:
+            route, route_mask = route_target_inputs(batch, self.device)
+            source = (feature_maps[0], route) if self.cfg.free_space.source == "camera" else plan_hidden
+            free = self.free_head.loss(source, batch.samples, route, route_mask)
+            if free is not None:
+                out["free_l1"] = free
+        if feature_maps and self.camera_head is not None:
             image_hw = (int(batch.images.shape[-2]), int(batch.images.shape[-1]))
             cam = self.camera_head.loss(feature_maps[0], batch.samples, batch.intrinsics, batch.extrinsics, image_hw)
             if cam is not None:

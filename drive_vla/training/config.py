@@ -20,6 +20,7 @@ LOSS_KEYS: tuple[str, ...] = (
     "bev_bce",
     "speed_ce",
     "cam_aux",
+    "free_l1",
 )
 LABEL_KINDS: tuple[str, ...] = ("qa", "explanation", "control", "meta_action")
 STAGES: tuple[str, ...] = ("align", "instruct", "plan", "baseline")
@@ -137,6 +138,7 @@ class LossWeights:
     head_kl: float = 1.0
     bev_bce: float = 1.0  # the auxiliary occupancy task, where the model has it (ModelConfig.bev_aux)
     cam_aux: float = 1.0  # the auxiliary camera-space task, where the model has it (ModelConfig.camera_aux)
+    free_l1: float = 1.0  # the free-distance head, where the model has it (ModelConfig.free_space)
     speed_ce: float = 1.0  # the planner head's target-speed classes, where it has them (target_speed_classes)
 
     def __post_init__(self) -> None:
@@ -335,7 +337,7 @@ class TrainConfig:
         if self.lora.enabled and self.model.kind != "vla":
             raise ValueError(f"lora.enabled: got true for model.kind={self.model.kind!r}, expected model.kind='vla'")
         tasks = [
-            k for k in LOSS_KEYS if k not in ("bev_bce", "speed_ce", "cam_aux")
+            k for k in LOSS_KEYS if k not in ("bev_bce", "speed_ce", "cam_aux", "free_l1")
         ]  # auxiliary terms never train alone
         if not any(getattr(self.loss, k) > 0 for k in tasks):
             raise ValueError(f"loss: got all weights 0 ({[f'{k}=0' for k in tasks]}), expected one > 0")

@@ -25,6 +25,7 @@ def labelled_counts(batch: Batch) -> dict[str, int]:
     counts = {"waypoint_ce": n_traj, "head_l1": n_traj, "head_kl": n_traj, "control_ce": n_ctrl, "text_ce": n_text}
     counts["bev_bce"] = n_boxes
     counts["cam_aux"] = sum(s.targets.boxes is not None for s in batch.samples or ())
+    counts["free_l1"] = counts["cam_aux"]
     counts["speed_ce"] = n_traj
     return {k: max(1, v) for k, v in counts.items()}
 

@@ -1,0 +1,154 @@
+"""Free distance along the route: a head that says how far the ego's lane is clear, and a speed cap from it.
+
+The planner head's regressed waypoints react to a car in the ego's path only through the rare frames where
+the expert brakes hard; a plan that keeps the median speed drives into a car standing in the lane. Here a
+small head on the planner's hidden state predicts, in every frame, the distance along the route to the
+first annotated box that reaches into the ego's corridor (the route polyline through the route target points,
+widened by ``corridor_m`` either side), up to ``max_m``. Every training frame carries that label, whether
+the expert brakes or not.
+
+With ``cap_speed``, outside training the head's plan is re-timed (``planner_head.retime``) where its speed
+exceeds what the predicted gap allows at the expert's time gap: ``v <= (d - standstill_m) / time_gap_s``,
+the equilibrium of the expert's IDM car following. The route target points are an input (the embedded
+world's route, CARLA's global plan); without them (nuScenes) the label is absent and the cap is not applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from drive_vla.types import Boxes, Sample
+
+STEP_M = 0.5  # spacing of the corridor's test points along the route
+
+
+@dataclass
+class FreeSpaceConfig:
+    """The free-distance head (``ModelConfig.free_space``).
+
+    Attributes:
+        enabled: add the head and the "free_l1" loss (weight ``loss.free_l1``).
+        corridor_m: half-width of the ego's corridor around the route polyline (ego half-width plus margin).
+        max_m: labels and predictions are capped at this distance ("clear as far as this").
+        cap_speed: outside training, slow the head's plan to what the predicted gap allows.
+        time_gap_s: time gap of the cap (the expert's IDM time gap).
+        standstill_m: predicted distance (from the ego's origin, the rear axle) at which the cap is 0.
+        source: what the head reads: "hidden" (the planner's hidden state) or "camera" (the front camera's
+            backbone feature map, pooled to 5x8, with the route points): a direct path from what the
+            backbone sees, where the hidden state passes through the resampler's few tokens and the LM.
+    """
+
+    enabled: bool = False
+    corridor_m: float = 1.3
+    max_m: float = 50.0
+    cap_speed: bool = False
+    time_gap_s: float = 1.4
+    standstill_m: float = 7.0
+    source: str = "hidden"
+
+    def __post_init__(self) -> None:
+        if self.source not in ("hidden", "camera"):
+            raise ValueError(f"free_space.source: got {self.source!r}, expected 'hidden' or 'camera'")
+        for name in ("corridor_m", "max_m", "time_gap_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"free_space.{name}: got {getattr(self, name)!r}, expected > 0")
+        if not 0 <= self.standstill_m < self.max_m:
+            raise ValueError(f"free_space.standstill_m: got {self.standstill_m!r}, expected in [0, max_m)")
+
+
+def route_polyline(points: np.ndarray, max_m: float) -> tuple[np.ndarray, np.ndarray]:
+    """Test points every ``STEP_M`` along ego origin -> route points -> on along the last segment, to ``max_m``:
+    ((S, 2) points, (S,) arc lengths)."""
+    verts = np.concatenate([np.zeros((1, 2)), np.asarray(points, dtype=np.float64).reshape(-1, 2)])
+    seg = np.diff(verts, axis=0)
+    lens = np.linalg.norm(seg, axis=1)
+    keep = lens > 1e-6
+    seg, lens = seg[keep], lens[keep]
+    if len(seg) == 0:
+        seg, lens = np.array([[1.0, 0.0]]), np.array([1.0])
+    start = np.concatenate([[0.0], np.cumsum(lens)])
+    s = np.arange(0.0, max_m + 1e-9, STEP_M)
+    k = np.clip(np.searchsorted(start, s, side="right") - 1, 0, len(seg) - 1)  # the last segment extends
+    base = np.concatenate([np.zeros((1, 2)), np.cumsum(seg, axis=0)])[k]
+    xy = base + seg[k] / lens[k, None] * (s - start[k])[:, None]
+    return xy, s
+
+
+def free_distance(boxes: Boxes | None, route_points: np.ndarray, corridor_m: float, max_m: float) -> float:
+    """Arc length along the route polyline to the first test point within ``corridor_m`` of a box's footprint
+    (the box widened by ``corridor_m`` on every side); ``max_m`` when nothing is in the corridor."""
+    if boxes is None or len(boxes) == 0:
+        return float(max_m)
+    xy, s = route_polyline(route_points, max_m)
+    d = xy[None, :, :] - boxes.xyz[:, None, :2]  # (N, S, 2)
+    c, si = np.cos(boxes.yaw_rad)[:, None], np.sin(boxes.yaw_rad)[:, None]
+    along = c * d[..., 0] + si * d[..., 1]
+    across = -si * d[..., 0] + c * d[..., 1]
+    inside = (np.abs(along) <= boxes.lwh[:, None, 0] / 2 + corridor_m) & (
+        np.abs(across) <= boxes.lwh[:, None, 1] / 2 + corridor_m
+    )
+    hit = inside.any(axis=0)
+    return float(s[np.argmax(hit)]) if hit.any() else float(max_m)
+
+
+POOL_HW = (5, 8)  # the front camera's feature map is pooled to this grid for source="camera"
+
+
+class FreeSpaceHead(nn.Module):
+    """Predicted free distance (B,) in metres, in [0, max_m], from the hidden state (B, H) or, with
+    ``source="camera"``, from ``(feature maps (B, N_cam, D, fh, fw), route points (B, P, 2))``."""
+
+    def __init__(self, cfg: FreeSpaceConfig, hidden_size: int, feature_dim: int = 0, width: int = 128) -> None:
+        super().__init__()
+        self.cfg = cfg
+        if cfg.source == "camera":
+            self.conv = nn.Sequential(
+                nn.Conv2d(feature_dim, 32, 3, padding=1), nn.GELU(), nn.AdaptiveAvgPool2d(POOL_HW)
+            )
+            n_in = 32 * POOL_HW[0] * POOL_HW[1] + 4
+            self.net = nn.Sequential(nn.Linear(n_in, width), nn.GELU(), nn.Linear(width, 1))
+        else:
+            self.net = nn.Sequential(
+                nn.LayerNorm(hidden_size), nn.Linear(hidden_size, width), nn.GELU(), nn.Linear(width, 1)
+            )
+
+    def forward(self, h: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        if self.cfg.source == "camera":
+            maps, route = h
+            x = self.conv(maps[:, 0].float()).flatten(1)  # CAM_FRONT
+            x = torch.cat([x, route.float().flatten(1)[:, :4] / self.cfg.max_m], dim=1)
+            return torch.sigmoid(self.net(x).squeeze(-1)) * self.cfg.max_m
+        return torch.sigmoid(self.net(h).float().squeeze(-1)) * self.cfg.max_m
+
+    def select(self, h, rows: list[int]):
+        """The rows ``rows`` of an input of ``forward``."""
+        return (h[0][rows], h[1][rows]) if isinstance(h, tuple) else h[rows]
+
+    def loss(self, h, samples: Sequence[Sample], route: torch.Tensor, route_mask: torch.Tensor) -> torch.Tensor | None:
+        """L1 (in units of ``max_m``) over the samples that have boxes and route points; None when none has."""
+        pts = route.detach().cpu().numpy()
+        rows, labels = [], []
+        for i, sample in enumerate(samples):
+            if sample.targets.boxes is None or not bool(route_mask[i]):
+                continue
+            rows.append(i)
+            labels.append(free_distance(sample.targets.boxes, pts[i], self.cfg.corridor_m, self.cfg.max_m))
+        if not rows:
+            return None
+        pred = self(self.select(h, rows))
+        target = torch.tensor(labels, dtype=pred.dtype, device=pred.device)
+        return ((pred - target).abs() / self.cfg.max_m).mean()
+
+    def speed_cap(self, h) -> torch.Tensor:
+        """(B,) the highest speed the predicted gap allows at ``time_gap_s`` (m/s, >= 0)."""
+        return ((self(h) - self.cfg.standstill_m) / self.cfg.time_gap_s).clamp(min=0.0)
+
+
+def plan_speed(poses: torch.Tensor) -> torch.Tensor:
+    """(B, T, 3) poses -> (B,) the plan's mean speed over its first second (two 0.5 s steps)."""
+    return poses[:, 1, :2].norm(dim=-1) / 1.0

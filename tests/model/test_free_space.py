@@ -1,0 +1,80 @@
+"""The free-distance head: its label along the route, its loss, and the speed cap it puts on the head's plan."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from drive_vla.model.free_space import FreeSpaceConfig, free_distance, route_polyline
+from drive_vla.policy import DrivingPolicy
+from drive_vla.types import Batch, Boxes
+
+STRAIGHT = np.array([[10.0, 0.0], [20.0, 0.0]])
+
+
+def _cars(*rows: tuple[float, float]) -> Boxes:
+    a = np.array(rows, np.float32).reshape(-1, 2)
+    xyz = np.concatenate([a, np.full((len(a), 1), 0.8, np.float32)], axis=1)
+    return Boxes(
+        xyz=xyz, lwh=np.tile(np.array([[4.5, 1.8, 1.6]], np.float32), (len(a), 1)), yaw_rad=np.zeros(len(a), np.float32)
+    )
+
+
+def test_the_polyline_runs_through_the_route_points_and_on():
+    xy, s = route_polyline(np.array([[0.0, 10.0], [10.0, 10.0]]), 30.0)
+    assert s[-1] == pytest.approx(30.0)
+    at = {float(k): v for k, v in zip(s, xy)}
+    np.testing.assert_allclose(at[10.0], [0.0, 10.0])
+    np.testing.assert_allclose(at[20.0], [10.0, 10.0])
+    np.testing.assert_allclose(at[30.0], [20.0, 10.0])  # extended along the last segment
+
+
+def test_the_label_is_the_distance_to_the_first_box_in_the_corridor():
+    # a car centred 20 m ahead: its rear at 17.75 m, the widened box from 16.45 m
+    assert free_distance(_cars((20.0, 0.0)), STRAIGHT, 1.3, 50.0) == pytest.approx(16.5)
+    assert free_distance(_cars((20.0, 3.5)), STRAIGHT, 1.3, 50.0) == 50.0  # the next lane: clear
+    assert free_distance(_cars((30.0, 0.0), (12.0, 0.5)), STRAIGHT, 1.3, 50.0) == pytest.approx(8.5)
+    assert free_distance(None, STRAIGHT, 1.3, 50.0) == 50.0
+    # on a left bend the car on the bend is in the corridor, a car straight on is not
+    bend = np.array([[10.0, 0.0], [17.0, 7.0]])
+    assert free_distance(_cars((24.0, 14.0)), bend, 1.3, 50.0) < 50.0
+    assert free_distance(_cars((30.0, 0.0)), bend, 1.3, 50.0) == 50.0
+
+
+def _with_boxes_and_route(samples, boxes):
+    out = []
+    for s in samples:
+        obs = dataclasses.replace(s.observation, route_target=STRAIGHT.astype(np.float32))
+        out.append(dataclasses.replace(s, observation=obs, targets=dataclasses.replace(s.targets, boxes=boxes)))
+    return out
+
+
+@pytest.mark.parametrize("source", ["hidden", "camera"])
+def test_the_head_learns_the_label_and_caps_the_plan(tiny_config, samples, fit_one_loss, source):
+    torch.manual_seed(0)
+    cfg = tiny_config("output_mode=head", "route_target=true", "free_space.enabled=true", f"free_space.source={source}")
+    model = DrivingPolicy.build(cfg).model.train()
+    assert "free_l1" not in model.losses(Batch.from_samples(samples))  # no boxes, no route: no term
+    batch = Batch.from_samples(_with_boxes_and_route(samples, _cars((10.0, 0.0))))
+    first, last = fit_one_loss(model, batch, "free_l1", 60)
+    assert last < 0.3 * first
+    model.eval()
+    free = model.plan(batch)
+    assert model.last_speed_cap == []  # cap_speed off: the plan is the head's
+    model.cfg = dataclasses.replace(model.cfg, free_space=dataclasses.replace(model.cfg.free_space, cap_speed=True))
+    capped = model.plan(batch)
+    # the head learnt about 6.5 m of free road: below the 7 m standstill distance the cap is 0
+    assert all(c == pytest.approx(0.0, abs=0.5) for c in model.last_speed_cap)
+    for a, b in zip(free, capped):
+        assert np.linalg.norm(b.trajectory.xy[-1]) < np.linalg.norm(a.trajectory.xy[-1])
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("corridor_m", 0.0), ("max_m", -1.0), ("standstill_m", 60.0), ("source", "lidar")]
+)
+def test_bad_config_names_the_field(field, value):
+    with pytest.raises(ValueError, match=f"free_space.{field}"):
+        FreeSpaceConfig(**{field: value})
