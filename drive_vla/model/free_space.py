@@ -100,7 +100,8 @@ POOL_HW = (5, 8)  # the front camera's feature map is pooled to this grid for so
 
 
 class FreeSpaceHead(nn.Module):
-    """Predicted free distance (B,) in metres, in [0, max_m], from the hidden state (B, H) or, with
+    """Predicted free distance (B,) in metres (unbounded: a linear output around ``max_m``, so nothing
+    saturates at "clear", the majority label; ``speed_cap`` clamps it to [0, max_m]) from the hidden state (B, H) or, with
     ``source="camera"``, from ``(feature maps (B, N_cam, D, fh, fw), route points (B, P, 2))``."""
 
     def __init__(self, cfg: FreeSpaceConfig, hidden_size: int, feature_dim: int = 0, width: int = 128) -> None:
@@ -122,15 +123,17 @@ class FreeSpaceHead(nn.Module):
             maps, route = h
             x = self.conv(maps[:, 0].float()).flatten(1)  # CAM_FRONT
             x = torch.cat([x, route.float().flatten(1)[:, :4] / self.cfg.max_m], dim=1)
-            return torch.sigmoid(self.net(x).squeeze(-1)) * self.cfg.max_m
-        return torch.sigmoid(self.net(h).float().squeeze(-1)) * self.cfg.max_m
+            return self.cfg.max_m * (1.0 + self.net(x).squeeze(-1))
+        return self.cfg.max_m * (1.0 + self.net(h).float().squeeze(-1))
 
     def select(self, h, rows: list[int]):
         """The rows ``rows`` of an input of ``forward``."""
         return (h[0][rows], h[1][rows]) if isinstance(h, tuple) else h[rows]
 
     def loss(self, h, samples: Sequence[Sample], route: torch.Tensor, route_mask: torch.Tensor) -> torch.Tensor | None:
-        """L1 (in units of ``max_m``) over the samples that have boxes and route points; None when none has."""
+        """Squared error (in units of ``max_m``) over the samples that have boxes and route points, so the head
+        predicts the mean distance given what it reads (L1 would give the median, "clear" wherever a car in the
+        corridor is less likely than not); None when no sample has a label."""
         pts = route.detach().cpu().numpy()
         rows, labels = [], []
         for i, sample in enumerate(samples):
@@ -142,11 +145,11 @@ class FreeSpaceHead(nn.Module):
             return None
         pred = self(self.select(h, rows))
         target = torch.tensor(labels, dtype=pred.dtype, device=pred.device)
-        return ((pred - target).abs() / self.cfg.max_m).mean()
+        return (((pred - target) / self.cfg.max_m) ** 2).mean()
 
     def speed_cap(self, h) -> torch.Tensor:
         """(B,) the highest speed the predicted gap allows at ``time_gap_s`` (m/s, >= 0)."""
-        return ((self(h) - self.cfg.standstill_m) / self.cfg.time_gap_s).clamp(min=0.0)
+        return ((self(h).clamp(0.0, self.cfg.max_m) - self.cfg.standstill_m) / self.cfg.time_gap_s).clamp(min=0.0)
 
 
 def plan_speed(poses: torch.Tensor) -> torch.Tensor:
