@@ -68,6 +68,7 @@ def test_the_head_learns_the_label_and_caps_the_plan(tiny_config, samples, fit_o
     capped = model.plan(batch)
     # the head learnt about 6.5 m of free road: below the 7 m standstill distance the cap is 0
     assert all(c == pytest.approx(0.0, abs=0.5) for c in model.last_speed_cap)
+
     def arc(xy, k):  # path length from the ego to waypoint k
         pts = np.concatenate([np.zeros((1, 2)), xy[: k + 1]])
         return float(np.linalg.norm(np.diff(pts, axis=0), axis=1).sum())
