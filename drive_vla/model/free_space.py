@@ -121,9 +121,10 @@ class FreeSpaceHead(nn.Module):
     def forward(self, h: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         if self.cfg.source == "camera":
             maps, route = h
-            x = self.conv(maps[:, 0].float()).flatten(1)  # CAM_FRONT
-            x = torch.cat([x, route.float().flatten(1)[:, :4] / self.cfg.max_m], dim=1)
-            return self.cfg.max_m * (1.0 + self.net(x).squeeze(-1))
+            dtype = self.conv[0].weight.dtype
+            x = self.conv(maps[:, 0].to(dtype)).flatten(1)  # CAM_FRONT
+            x = torch.cat([x, route.to(dtype).flatten(1)[:, :4] / self.cfg.max_m], dim=1)
+            return self.cfg.max_m * (1.0 + self.net(x).float().squeeze(-1))
         return self.cfg.max_m * (1.0 + self.net(h).float().squeeze(-1))
 
     def select(self, h, rows: list[int]):

@@ -200,7 +200,7 @@ def _lean(model: DriveVLA) -> bool:
     held = model.__dict__.get("_lean_ok")
     if held is None or held[0] is not model.lm:  # checked once per LM object (a LoRA wrap is another one)
         held = model.__dict__["_lean_ok"] = (model.lm, lean_decoder.supports(model.lm))
-    return held[1]
+    return held[1] and lean_decoder.weights_whole(model.lm)
 
 
 def _forward(model: DriveVLA, embeds: torch.Tensor, mask: torch.Tensor, pos: torch.Tensor, cache: Any) -> Any:
@@ -231,7 +231,9 @@ def _system_prefix(model: DriveVLA) -> Any:
     if model.training or not sys_ids:
         return None
     emb = model.lm.get_input_embeddings().weight
-    key = (emb.device, emb.dtype, emb._version, emb.data_ptr(), _lean(model))
+    # every LM parameter's version: an optimiser step on any of them (LoRA adapters too) invalidates the cache
+    versions = sum(p._version for p in model.lm.parameters())
+    key = (id(model.lm), emb.device, emb.dtype, versions, emb.data_ptr(), _lean(model))
     held = model.__dict__.get("_system_kv")
     if held is None or held[0] != key:
         ids = torch.tensor([sys_ids], device=emb.device)
@@ -240,6 +242,12 @@ def _system_prefix(model: DriveVLA) -> Any:
             out = _forward(model, model.lm.get_input_embeddings()(ids), torch.ones_like(ids), pos, None)
         held = model.__dict__["_system_kv"] = (key, out.past_key_values)
     return held[1]
+
+
+def path_length(poses: torch.Tensor) -> torch.Tensor:
+    """(B, T, 3) poses -> (B, T) length of the path ego -> waypoint 1 -> ... -> waypoint t."""
+    xy = torch.cat([torch.zeros_like(poses[:, :1, :2]), poses[..., :2]], dim=1)
+    return (xy[:, 1:] - xy[:, :-1]).norm(dim=-1).cumsum(1)
 
 
 def cap_to_free_space(model: DriveVLA, last: Any, poses: torch.Tensor, speed: torch.Tensor, batch: Batch):
@@ -252,10 +260,13 @@ def cap_to_free_space(model: DriveVLA, last: Any, poses: torch.Tensor, speed: to
     _, has_route = route_target_inputs(batch, poses.device)
     planned = plan_speed(poses)
     slow = has_route & (planned > cap + 0.5)
-    if bool(slow.any()):  # from the slower of the current and the planned speed: the cap never speeds a plan up
+    if bool(slow.any()):  # from the slower of the current and the planned speed
         start = torch.minimum(speed.to(poses.dtype), planned)
+        timed = retime(poses[slow], start[slow], cap[slow], ramp_s=1.0)
+        # the cap never takes a waypoint farther along than the plan had it (a plan that stops later keeps its stop)
+        farther = path_length(timed) > path_length(poses[slow]) + 1e-6
         poses = poses.clone()
-        poses[slow] = retime(poses[slow], start[slow], cap[slow], ramp_s=1.0)
+        poses[slow] = torch.where(farther[..., None], poses[slow], timed)
     model.last_speed_cap = torch.where(has_route, cap, torch.full_like(cap, float("nan"))).tolist()
     return poses
 
@@ -266,6 +277,7 @@ def plan_batch(
     """Plans of a batch: one prefill, then (tokens mode or explanations) constrained greedy decoding."""
     t0 = time.perf_counter()
     cfg, lay = model.cfg, model.layout
+    model.last_speed_cap = []
     b = len(batch)
     capped = cfg.output_mode == "head" and model.free_head is not None and cfg.free_space.cap_speed
     maps: list[torch.Tensor] | None = [] if capped and cfg.free_space.source == "camera" else None

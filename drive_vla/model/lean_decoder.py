@@ -36,7 +36,20 @@ def supports(lm: Any) -> bool:
     if rope.get("rope_type", rope.get("type", "default")) != "default":
         return False
     decoder = lm.get_decoder()
-    return all(hasattr(decoder, name) for name in ("layers", "norm", "rotary_emb"))
+    return all(hasattr(decoder, name) for name in ("layers", "norm", "rotary_emb")) and weights_whole(lm)
+
+
+def weights_whole(lm: Any) -> bool:
+    """False when the first layer's query weight does not have its full shape (a sharded FSDP model, whose
+    weights exist whole only inside each layer's own forward): then Hugging Face's forward must run."""
+    cfg = lm.config
+    heads = int(cfg.num_attention_heads)
+    head_dim = int(getattr(cfg, "head_dim", None) or cfg.hidden_size // heads)
+    q = lm.get_decoder().layers[0].self_attn.q_proj
+    weight = getattr(q, "weight", None)
+    if weight is None or callable(weight):  # INT8 dynamic layers keep packed weights: read through the module
+        return True
+    return tuple(weight.shape) == (heads * head_dim, int(cfg.hidden_size))
 
 
 @dataclass
@@ -146,14 +159,11 @@ def lean_forward(
         k = k * cos + _rotate_half(k) * sin
         cache.keys[i][:, :, start:end] = k
         cache.values[i][:, :, start:end] = v
-        out = F.scaled_dot_product_attention(
-            q,
-            cache.keys[i][:, :, :end],
-            cache.values[i][:, :, :end],
-            attn_mask=attn_mask,
-            scale=scale,
-            enable_gqa=kv_heads != heads,
-        )
+        keys, values = cache.keys[i][:, :, :end], cache.values[i][:, :, :end]
+        if kv_heads != heads:  # grouped-query attention (SDPA's enable_gqa needs torch 2.5; the floor is 2.4)
+            keys = keys.repeat_interleave(heads // kv_heads, dim=1)
+            values = values.repeat_interleave(heads // kv_heads, dim=1)
+        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=attn_mask, scale=scale)
         h = h + _linear(attn.o_proj, out.transpose(1, 2).reshape(b, s, heads * head_dim))
         mlp = layer.mlp
         x = _rms_norm(layer.post_attention_layernorm, h)

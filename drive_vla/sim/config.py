@@ -46,6 +46,8 @@ class TrafficConfig:
     def __post_init__(self) -> None:
         if self.stop_rate_per_min < 0:
             raise ValueError(f"traffic.stop_rate_per_min: got {self.stop_rate_per_min!r}, expected >= 0")
+        if len(tuple(self.stop_duration_s)) != 2:
+            raise ValueError(f"traffic.stop_duration_s: got {self.stop_duration_s!r}, expected [low, high] seconds")
         lo, hi = (float(v) for v in self.stop_duration_s)
         if not 0.0 < lo <= hi:
             raise ValueError(f"traffic.stop_duration_s: got {[lo, hi]}, expected [low, high] with 0 < low <= high")

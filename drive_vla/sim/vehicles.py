@@ -143,6 +143,9 @@ class TrafficVehicle(_FastLanes, IDMVehicle):
             self.speed = 0.0
 
 
+STOP_HORIZON_S = 600.0  # stop events are drawn for this long after a vehicle spawns (longer than any episode)
+
+
 def make_traffic(
     road: Road,
     lane_index: LaneIndex,
@@ -194,7 +197,7 @@ def make_traffic(
         stops, t = [], 0.0
         while True:
             t += float(rng.exponential(60.0 / cfg.stop_rate_per_min))
-            if t > 120.0:
+            if t > STOP_HORIZON_S:
                 break
             stops.append((t, t + float(rng.uniform(*cfg.stop_duration_s))))
         v.stops, v.stop_decel_mps2 = tuple(stops), float(cfg.stop_decel_mps2)

@@ -25,7 +25,8 @@ def labelled_counts(batch: Batch) -> dict[str, int]:
     counts = {"waypoint_ce": n_traj, "head_l1": n_traj, "head_kl": n_traj, "control_ce": n_ctrl, "text_ce": n_text}
     counts["bev_bce"] = n_boxes
     counts["cam_aux"] = sum(s.targets.boxes is not None for s in batch.samples or ())
-    counts["free_l1"] = counts["cam_aux"]
+    routes = batch.route_target_mask.tolist() if batch.route_target_mask is not None else [False] * len(batch)
+    counts["free_l1"] = sum(s.targets.boxes is not None and r for s, r in zip(batch.samples or (), routes))
     counts["speed_ce"] = n_traj
     return {k: max(1, v) for k, v in counts.items()}
 

@@ -90,3 +90,22 @@ def test_the_head_learns_the_label_and_caps_the_plan(tiny_config, samples, fit_o
 def test_bad_config_names_the_field(field, value):
     with pytest.raises(ValueError, match=f"free_space.{field}"):
         FreeSpaceConfig(**{field: value})
+
+
+def test_the_cap_never_takes_a_waypoint_past_the_plans_own_stop():
+    """A plan braking to a stop at 10 m by 2 s, capped at 5 m/s: the re-timed path may not run on past 10 m."""
+    from types import SimpleNamespace
+
+    from drive_vla.model.generate import cap_to_free_space, path_length
+
+    t = np.arange(1, 7) * 0.5
+    along = np.minimum(10.0 * t - 2.5 * t**2, 10.0)  # 10 m/s, braking at 5 m/s^2: stands at 10 m from 2 s
+    poses = torch.tensor(np.stack([along, np.zeros(6), np.zeros(6)], axis=1)[None], dtype=torch.float32)
+    free_head = SimpleNamespace(speed_cap=lambda h: torch.tensor([5.0]))
+    model = SimpleNamespace(free_head=free_head)
+    route = torch.tensor([[[10.0, 0.0], [20.0, 0.0]]])
+    batch = SimpleNamespace(ego=torch.zeros(1, 8), route_target=route, route_target_mask=torch.tensor([True]))
+    capped = cap_to_free_space(model, None, poses, torch.tensor([10.0]), batch)
+    assert model.last_speed_cap == [5.0]
+    assert torch.all(path_length(capped) <= path_length(poses) + 1e-5)
+    assert float(capped[0, 0, 0]) < float(poses[0, 0, 0])  # the first steps are slowed to the cap

@@ -114,3 +114,16 @@ def test_plans_and_explanations_equal_hugging_face_forward(tiny_config, samples,
         np.testing.assert_array_equal(a.trajectory.xy, b.trajectory.xy)
         assert a.controls == b.controls and a.text == b.text
     assert lean_stats == model.last_decode_stats
+
+
+def test_a_single_observation_takes_the_unmasked_path_and_plans_the_same(tiny_config, samples):
+    """One row without padding: the lean forward's single-token passes run without a mask; the plan, controls
+    and explanation equal Hugging Face's."""
+    torch.manual_seed(0)
+    model = DrivingPolicy.build(tiny_config()).model.eval()
+    batch = Batch.from_observations([samples[0].observation])
+    lean = model.plan(batch, explain=True)[0]
+    model.cfg = dataclasses.replace(model.cfg, lean_decoding=False)
+    hf = model.plan(batch, explain=True)[0]
+    np.testing.assert_array_equal(lean.trajectory.xy, hf.trajectory.xy)
+    assert lean.controls == hf.controls and lean.text == hf.text
