@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 SUPPORTED_TYPES = ("llama", "qwen2")
+SDPA_GQA = tuple(int(v) for v in torch.__version__.split("+")[0].split(".")[:2]) >= (2, 5)  # enable_gqa exists
 
 
 def supports(lm: Any) -> bool:
@@ -160,10 +161,13 @@ def lean_forward(
         cache.keys[i][:, :, start:end] = k
         cache.values[i][:, :, start:end] = v
         keys, values = cache.keys[i][:, :, :end], cache.values[i][:, :, :end]
-        if kv_heads != heads:  # grouped-query attention (SDPA's enable_gqa needs torch 2.5; the floor is 2.4)
+        gqa = {}
+        if kv_heads != heads and SDPA_GQA:  # grouped-query attention inside SDPA (torch >= 2.5)
+            gqa = {"enable_gqa": True}
+        elif kv_heads != heads:  # older torch: expand the key and value heads
             keys = keys.repeat_interleave(heads // kv_heads, dim=1)
             values = values.repeat_interleave(heads // kv_heads, dim=1)
-        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=attn_mask, scale=scale)
+        out = F.scaled_dot_product_attention(q, keys, values, attn_mask=attn_mask, scale=scale, **gqa)
         h = h + _linear(attn.o_proj, out.transpose(1, 2).reshape(b, s, heads * head_dim))
         mlp = layer.mlp
         x = _rms_norm(layer.post_attention_layernorm, h)

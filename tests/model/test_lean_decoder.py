@@ -32,10 +32,14 @@ def _lm(kind: str):
     return LlamaForCausalLM(LlamaConfig(**SMALL)).eval()
 
 
+@pytest.mark.parametrize("sdpa_gqa", [True, False])
 @pytest.mark.parametrize("kind", ["llama", "qwen2"])
-def test_lean_passes_equal_hugging_face_with_padding_and_a_cache(kind):
+def test_lean_passes_equal_hugging_face_with_padding_and_a_cache(kind, sdpa_gqa, monkeypatch):
     """A padded prefill, then passes of one and of two tokens with a padded row: every real position's hidden
     state matches Hugging Face's decoder with its own cache."""
+    if sdpa_gqa and not lean_decoder.SDPA_GQA:
+        pytest.skip("this torch has no enable_gqa in SDPA")
+    monkeypatch.setattr(lean_decoder, "SDPA_GQA", sdpa_gqa)  # False: the expanded-heads path of torch 2.4
     lm = _lm(kind)
     assert lean_decoder.supports(lm)
     decoder = lm.get_decoder()
