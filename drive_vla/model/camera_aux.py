@@ -20,12 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from drive_vla.geometry import box_corners, invert_transform, transform_points
 from drive_vla.types import Boxes, Sample
 
 MIN_DEPTH_M = 0.5  # corners nearer than this (or behind the camera) are projected at this depth
-
-# corners of a unit box, centre at the origin: (8, 3) in box axes (length, width, height)
-_CORNERS = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)])
 
 
 @dataclass
@@ -47,15 +45,6 @@ class CameraAuxConfig:
             raise ValueError(f"camera_aux.range_m: got {self.range_m}, expected > 0 metres")
         if self.depth_weight < 0:
             raise ValueError(f"camera_aux.depth_weight: got {self.depth_weight}, expected >= 0")
-
-
-def box_corners(boxes: Boxes) -> np.ndarray:
-    """(N, 8, 3) corners of ego-frame boxes."""
-    c, s = np.cos(boxes.yaw_rad), np.sin(boxes.yaw_rad)
-    local = _CORNERS[None] * boxes.lwh[:, None, :]  # (N, 8, 3)
-    x = c[:, None] * local[..., 0] - s[:, None] * local[..., 1]
-    y = s[:, None] * local[..., 0] + c[:, None] * local[..., 1]
-    return np.stack([x, y, local[..., 2]], axis=-1) + boxes.xyz[:, None, :]
 
 
 def camera_targets(
@@ -81,14 +70,14 @@ def camera_targets(
     keep = np.linalg.norm(boxes.xyz[:, :2], axis=1) <= range_m
     if not keep.any():
         return cover, depth
-    corners = box_corners(boxes)[keep].reshape(-1, 3)  # (M*8, 3)
+    corners = box_corners(boxes.xyz[keep], boxes.lwh[keep], boxes.yaw_rad[keep]).reshape(-1, 3)  # (M*8, 3)
     m = int(keep.sum())
     h, w = image_hw
     cell_h, cell_w = h / gh, w / gw
-    ones = np.ones((len(corners), 1))
     for k in range(n_cam):
-        ego_to_cam = np.linalg.inv(cam_to_ego[k])
-        cam = (np.concatenate([corners, ones], axis=1) @ ego_to_cam.T)[:, :3].reshape(m, 8, 3)
+        # corners behind the camera are projected at MIN_DEPTH_M rather than dropped (geometry.project_points
+        # drops them): a box the ego is alongside still covers the image edge it reaches into
+        cam = transform_points(invert_transform(cam_to_ego[k]), corners).reshape(m, 8, 3)
         z = cam[..., 2]
         seen = (z > MIN_DEPTH_M).any(axis=1)
         zc = np.maximum(z, MIN_DEPTH_M)

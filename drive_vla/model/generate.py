@@ -250,14 +250,13 @@ def path_length(poses: torch.Tensor) -> torch.Tensor:
     return (xy[:, 1:] - xy[:, :-1]).norm(dim=-1).cumsum(1)
 
 
-def cap_to_free_space(model: DriveVLA, last: Any, poses: torch.Tensor, speed: torch.Tensor, batch: Batch):
-    """Re-time the rows whose planned speed exceeds the free-distance head's cap (rows with route points only);
+def cap_to_free_space(model: DriveVLA, last: Any, poses: torch.Tensor, speed: torch.Tensor, has_route: torch.Tensor):
+    """Re-time the rows whose planned speed exceeds the free-distance head's cap (rows where ``has_route``);
     the cap of every row goes to ``model.last_speed_cap`` (m/s, NaN where not applied)."""
     from drive_vla.model.free_space import plan_speed
     from drive_vla.model.planner_head import retime
 
     cap = model.free_head.speed_cap(last).to(poses.dtype)
-    _, has_route = route_target_inputs(batch, poses.device)
     planned = plan_speed(poses)
     slow = has_route & (planned > cap + 0.5)
     if bool(slow.any()):  # from the slower of the current and the planned speed
@@ -309,8 +308,9 @@ def plan_batch(
         inputs = model.head_inputs(batch)
         poses = model.planner_head(last, **inputs).poses
         if capped:
-            source = (maps[0], inputs.get("route_target", route_target_inputs(batch, last.device)[0])) if maps else last
-            poses = cap_to_free_space(model, source, poses, inputs["speed_mps"], batch)
+            route, has_route = route_target_inputs(batch, last.device)
+            source = (maps[0], route) if maps else last
+            poses = cap_to_free_space(model, source, poses, inputs["speed_mps"], has_route)
         head_traj = poses.float().cpu().numpy()  # (B, T, 3)
     t_head = time.perf_counter()
 

@@ -175,7 +175,6 @@ class VisionTokenizer(nn.Module):
             images: (B, N_cam, 3, H, W) uint8 RGB in CAMERA_NAMES order; the first ``num_cameras`` are read.
             memory: "off" (single frame, as in training), "read" (attend to the stored past frames) or
                 "update" (attend to them, then push this frame into the FIFO memory).
-
             return_features: also return the projected backbone feature maps (B, N_cam, dim, fh, fw), which
                 training-only perception tasks read (``camera_aux``).
 

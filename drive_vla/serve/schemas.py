@@ -19,6 +19,7 @@ from pydantic import (
 from drive_vla.serve.images import MAX_IMAGE_WH, MIN_IMAGE_SIDE_PX, decode_image
 from drive_vla.types import (
     CAMERA_NAMES,
+    EGO_SOURCES,
     HISTORY_STEPS,
     JUNCTION_HORIZON_M,
     MAX_ROUTE_TARGET_M,
@@ -131,7 +132,7 @@ class EgoStateIn(_Strict):
     )
     yaw_rate_rps: float = Field(default=0.0, ge=-10.0, le=10.0, description="yaw rate, rad/s, CCW positive")
     steer: float = Field(default=0.0, ge=-1.0, le=1.0, description="normalised steering, positive turns left")
-    source: Literal["can", "poses", "sim", "sensors", "unknown"] = "sensors"
+    source: Literal[EGO_SOURCES] = "sensors"  # the same names EgoState accepts
 
 
 History = Annotated[

@@ -103,9 +103,7 @@ def test_the_cap_never_takes_a_waypoint_past_the_plans_own_stop():
     poses = torch.tensor(np.stack([along, np.zeros(6), np.zeros(6)], axis=1)[None], dtype=torch.float32)
     free_head = SimpleNamespace(speed_cap=lambda h: torch.tensor([5.0]))
     model = SimpleNamespace(free_head=free_head)
-    route = torch.tensor([[[10.0, 0.0], [20.0, 0.0]]])
-    batch = SimpleNamespace(ego=torch.zeros(1, 8), route_target=route, route_target_mask=torch.tensor([True]))
-    capped = cap_to_free_space(model, None, poses, torch.tensor([10.0]), batch)
+    capped = cap_to_free_space(model, None, poses, torch.tensor([10.0]), torch.tensor([True]))
     assert model.last_speed_cap == [5.0]
     assert torch.all(path_length(capped) <= path_length(poses) + 1e-5)
     assert float(capped[0, 0, 0]) < float(poses[0, 0, 0])  # the first steps are slowed to the cap
