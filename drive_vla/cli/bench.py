@@ -20,6 +20,10 @@ BENCHES: dict[str, tuple[str, str]] = {
     "drive": ("drive_vla.sim.bench_drive", "closed-loop steps/s in the embedded world"),
     "lateral": ("drive_vla.eval.lateral_probe", "how a policy's plan corrects a known lateral offset (bias, slope)"),
     "speed": ("drive_vla.eval.speed_probe", "how a policy's planned speed change follows the expert's, cameras on/off"),
+    "obstacle": (
+        "drive_vla.eval.obstacle_probe",
+        "does a policy brake for a car standing in its path, and only for it",
+    ),
     "driving": ("drive_vla.cli.bench_driving", "train a recipe with several seeds, drive a suite, compare planners"),
     "robustness": (
         "drive_vla.cli.bench_robustness",

@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--keyframes", type=int, default=None, help="keyframes per made scene (default: the sim's)")
     parser.add_argument("--data-seed", type=int, default=0, help="seed of the made dataset")
+    parser.add_argument(
+        "--obstacle-scenes", type=float, default=None, help="`data make-embedded --obstacle-scenes` of the made dataset"
+    )
     parser.add_argument("--workers", type=int, default=2, help="processes for dataset generation")
     parser.add_argument("--epochs", type=int, default=None, help="policy training epochs (default: the recipe's)")
     parser.add_argument("--mlp-epochs", type=int, default=None, help="ego-MLP training epochs (default: its recipe's)")
@@ -198,6 +201,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         make += ["--seed", str(args.data_seed), "--image-size", "128x72", "--workers", str(args.workers)]
         if args.keyframes is not None:
             make += ["--keyframes", str(args.keyframes)]
+        if args.obstacle_scenes is not None:
+            make += ["--obstacle-scenes", str(args.obstacle_scenes)]
         stage(f"make an embedded dataset ({args.scenes} scenes)", make, "data.log", data / "v1.0-embedded")
         cache = out / "cache"  # decoded images shared by the seeds' training runs
     else:

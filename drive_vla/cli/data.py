@@ -20,6 +20,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     make.add_argument("--workers", type=int, default=1, help="worker processes")
     make.add_argument("--keyframes", type=int, default=None, help="keyframes per scene (default: the sim config's)")
     make.add_argument("--overwrite", action="store_true", help="replace an existing dataset of the same version")
+    make.add_argument(
+        "--obstacle-scenes",
+        type=float,
+        default=None,
+        help="share of training scenes also written with a car standing on the route ahead at every keyframe "
+        "(default: the sim config's, 0)",
+    )
 
     insp = sub.add_parser("inspect", help="print counts and draw one sample (cameras with GT path and boxes, BEV)")
     insp.add_argument("--dataroot", required=True, help="folder holding <version>/, samples/ and can_bus/")
@@ -49,7 +56,10 @@ def _make_embedded(args: argparse.Namespace) -> int:
         print(f"  scene {done}/{total}", flush=True)
 
     try:
-        config = None if args.keyframes is None else DatasetConfig(keyframes_per_scene=args.keyframes)
+        settings = {} if args.keyframes is None else {"keyframes_per_scene": args.keyframes}
+        if args.obstacle_scenes is not None:
+            settings["obstacle_scene_fraction"] = args.obstacle_scenes
+        config = DatasetConfig(**settings) if settings else None
         summary = make_embedded(
             Path(args.out),
             args.scenes,
@@ -65,9 +75,11 @@ def _make_embedded(args: argparse.Namespace) -> int:
         print(f"drive-vla data make-embedded: {exc}", file=sys.stderr)
         return 2
     splits = ", ".join(f"{k} {v}" for k, v in summary.get("splits", {}).items())
+    obstacles = summary.get("obstacle_scenes", 0)
+    extra = f", {obstacles} of them with a standing car ahead" if obstacles else ""
     print(
-        f"wrote {summary.get('scenes', args.scenes)} scenes, {summary.get('samples', '?')} samples ({args.version}; "
-        f"splits: {splits}) to {args.out} in {summary.get('seconds', 0.0):.1f} s"
+        f"wrote {summary.get('scenes', args.scenes)} scenes{extra}, {summary.get('samples', '?')} samples "
+        f"({args.version}; splits: {splits}) to {args.out} in {summary.get('seconds', 0.0):.1f} s"
     )
     return 0
 

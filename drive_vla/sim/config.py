@@ -184,6 +184,13 @@ class DatasetConfig:
     # Label every keyframe of a noisy scene with the expert's own plan from that state (a counterfactual
     # rollout, written as the dataset's expert plans), not with the recorded future that holds later noise.
     expert_plan_labels: bool = True
+    # Counterfactual obstacles (sim/obstacles.py): this share of the training scenes is written a second
+    # time with every keyframe branched: a car stands on the route ahead, its rear a gap drawn from
+    # obstacle_gap_m (metres, never under the expert's hard-braking stopping gap) ahead of the ego's front,
+    # and the label is the expert's plan from there. Ego state, history and the rest of the scene are the
+    # recorded ones, so only the car explains the braking. 0 = no obstacle scenes.
+    obstacle_scene_fraction: float = 0.0
+    obstacle_gap_m: tuple[float, float] = (4.0, 50.0)
     # The world the scenes are recorded in; its expert is the teacher (teacher_world).
     world: WorldConfig = field(default_factory=teacher_world)
 
@@ -196,6 +203,16 @@ class DatasetConfig:
             raise ValueError(f"dataset.max_attempts: got {self.max_attempts!r}, expected >= 1")
         if not 0.0 <= self.perturb_prob <= 1.0:
             raise ValueError(f"dataset.perturb_prob: got {self.perturb_prob!r}, expected a probability in [0, 1]")
+        if not 0.0 <= self.obstacle_scene_fraction <= 1.0:
+            raise ValueError(
+                f"dataset.obstacle_scene_fraction: got {self.obstacle_scene_fraction!r}, expected a fraction in [0, 1]"
+            )
+        gaps = tuple(self.obstacle_gap_m)
+        if len(gaps) != 2 or not 0.0 < float(gaps[0]) <= float(gaps[1]):
+            raise ValueError(
+                f"dataset.obstacle_gap_m: got {self.obstacle_gap_m!r}, expected [low, high] metres with 0 < low <= high"
+            )
+        self.obstacle_gap_m = (float(gaps[0]), float(gaps[1]))
         if not (0.0 <= self.perturb_steer <= 1.0 and 0.0 <= self.perturb_pedal <= 1.0):
             raise ValueError(
                 f"dataset.perturb_steer/perturb_pedal: got {self.perturb_steer!r}/{self.perturb_pedal!r}, "

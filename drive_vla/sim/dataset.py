@@ -29,6 +29,7 @@ from drive_vla.route_planner import usable_route_target
 from drive_vla.sim.config import DatasetConfig, check_image_size
 from drive_vla.sim.embedded import EmbeddedWorld
 from drive_vla.sim.expert import ExpertDecision
+from drive_vla.sim.obstacles import obstacle_twin, write_obstacle_scenes
 from drive_vla.sim.qa import build_qa
 from drive_vla.sim.scenarios import SCENARIOS
 from drive_vla.sim.world import Agent
@@ -53,6 +54,9 @@ class Frame:
     speed_limit_mps: float | None = None  # the cruise speed the road allows here
     junction_m: float | None = None  # the distance along the route to the next junction
     expert_future: list[Frame] | None = None  # the FUTURE_STEPS keyframes the expert would drive from here
+    # The same moment with a car standing on the route ahead (obstacles.obstacle_twin): that frame and the
+    # FUTURE_STEPS keyframes the expert drives from it.
+    obstacle_branch: tuple[Frame, list[Frame]] | None = None
 
 
 @dataclass
@@ -146,6 +150,7 @@ def record_episode(
     perturb: tuple[float, float, float] = (0.0, 0.0, 0.0),
     expert_futures: bool = False,
     share_futures: bool = True,
+    obstacle_gaps_m: tuple[float, float] | None = None,
 ) -> Episode:
     """Drive the expert for ``keyframes`` keyframes (+ FUTURE_STEPS more for labels) and record them.
 
@@ -153,10 +158,13 @@ def record_episode(
     (probability, max steer offset, max pedal offset) of noise injection per keyframe interval
     (DatasetConfig.perturb_*); the noise is seeded by ``seed``. ``expert_futures`` stores on every
     written keyframe the future the expert would drive from it (``ExpertFutures``; ``share_futures``
-    False: from a fresh world copy at every keyframe).
+    False: from a fresh world copy at every keyframe). ``obstacle_gaps_m`` (low, high) branches every
+    written keyframe with a car standing that far ahead (``obstacle_branch``; from its own generator, so
+    the recorded episode is the same with or without it).
     """
     world.reset(scenario, seed)
     rng = np.random.default_rng(seed + 7919)
+    obstacle_rng = np.random.default_rng(seed + 104_729)
     prob, max_steer, max_pedal = perturb
     frames: list[Frame] = []
     every = world.cfg.keyframe_every
@@ -166,6 +174,8 @@ def record_episode(
         frames.append(capture_frame(world, k < keyframes, image_wh))
         if expert_futures and k < keyframes:
             frames[-1].expert_future = futures.at(world)
+        if obstacle_gaps_m is not None and k < keyframes:
+            frames[-1].obstacle_branch = obstacle_branch(world, obstacle_rng, obstacle_gaps_m, k, image_wh)
         if k + 1 < keyframes + FUTURE_STEPS:
             noisy = prob > 0.0 and rng.random() < prob
             offsets = (rng.uniform(-max_steer, max_steer), rng.uniform(-max_pedal, max_pedal)) if noisy else None
@@ -177,6 +187,27 @@ def record_episode(
                 standstill = standstill + world.cfg.dt_s if standing else 0.0
                 longest = max(longest, standstill)
     return Episode(scenario, seed, world.description, frames, keyframes, world.collision, world.goal_reached, longest)
+
+
+def obstacle_branch(
+    world: EmbeddedWorld,
+    rng: np.random.Generator,
+    gaps_m: tuple[float, float],
+    k: int,
+    image_wh: tuple[int, int] | None,
+) -> tuple[Frame, list[Frame]] | None:
+    """Keyframe ``k`` with a standing car placed ahead (``obstacles.obstacle_twin``) and the expert's next
+    FUTURE_STEPS keyframes from there; None where no spot on the route ahead is free."""
+    twin = obstacle_twin(world, rng, gaps_m, f"{world.scenario.name}-{world.seed}-standing-{k:03d}")
+    if twin is None:
+        return None
+    frame = capture_frame(twin, True, image_wh)
+    future = []
+    for _ in range(FUTURE_STEPS):
+        for _ in range(twin.cfg.keyframe_every):
+            twin.step(None)
+        future.append(capture_frame(twin, False, None))
+    return frame, future
 
 
 def future_poses(episode: Episode, k: int) -> np.ndarray:
@@ -268,25 +299,51 @@ def scene_record(episode: Episode, name: str, index: int, image_wh: tuple[int, i
     return SceneRecord(name, description, keyframes, intr, extr)
 
 
-def _record_job(job: tuple) -> tuple:
-    """Worker: record scene ``index`` (re-drawing the seed after a collision), return its record and labels.
+def obstacle_scene(episode: Episode, name: str, index: int, image_wh: tuple[int, int], cfg: DatasetConfig):
+    """(SceneRecord, labels, plans) of the episode's keyframes with their obstacle branches: each keyframe
+    shows its standing car and carries the expert's plan from there; the ego's state, history and CAN
+    stay the recorded ones. A keyframe without a branch (no free spot ahead) keeps its own view and label."""
+    front = cfg.world.ego.center_ahead_m + cfg.world.ego.length_m / 2
+    frames, labels, plans = [], [], []
+    for k in range(episode.keyframes):
+        f = episode.frames[k]
+        if f.obstacle_branch is None:
+            label, plan = keyframe_label(episode, k, front)
+            frames.append(f)
+        else:
+            branch, future = f.obstacle_branch
+            label, plan = branch_label(episode, branch, future, front)
+            frames.append(replace(branch, decision=f.decision))  # the CAN bus holds what the ego did
+        labels.append(label)
+        plans.append(future_poses(episode, k) if plan is None else plan)
+    shadow = replace(episode, frames=frames, keyframes=len(frames))
+    return scene_record(shadow, name, index, image_wh, cfg.annotation_range_m), labels, plans
 
-    ``noisy`` (training scenes) turns on the config's noise injection.
+
+def _record_job(job: tuple) -> tuple:
+    """Worker: record scene ``index`` (re-drawing the seed after a collision), return its scenes
+    ([(SceneRecord, labels, plans)]: the scene, then its obstacle scene where ``shadow`` names one) and stats.
+
+    ``noisy`` (training scenes) turns on the config's noise injection; ``shadow`` is (name, index) of the
+    scene's obstacle scene (``DatasetConfig.obstacle_scene_fraction``), or None.
     """
-    index, name, scenario, seed, cfg, image_wh, noisy = job
+    index, name, scenario, seed, cfg, image_wh, noisy, shadow = job
     world = _worker_world(cfg)
     attempts = 0
+    gaps = cfg.obstacle_gap_m if shadow is not None else None
     for attempt in range(cfg.max_attempts):
         attempts += 1
         s = training_seed(int(seed) + 1_000_003 * attempt)
         perturb = (cfg.perturb_prob, cfg.perturb_steer, cfg.perturb_pedal) if noisy else (0.0, 0.0, 0.0)
         futures = noisy and cfg.expert_plan_labels and cfg.perturb_prob > 0.0
-        episode = record_episode(world, scenario, s, cfg.keyframes_per_scene, image_wh, perturb, futures)
+        episode = record_episode(world, scenario, s, cfg.keyframes_per_scene, image_wh, perturb, futures, True, gaps)
         if episode.collision is None and episode.longest_standstill_s < cfg.max_standstill_s:
             break
     front = cfg.world.ego.center_ahead_m + cfg.world.ego.length_m / 2
     labels, plans = zip(*(keyframe_label(episode, k, front) for k in range(episode.keyframes)))
-    record = scene_record(episode, name, index, image_wh, cfg.annotation_range_m)
+    scenes = [(scene_record(episode, name, index, image_wh, cfg.annotation_range_m), list(labels), list(plans))]
+    if shadow is not None:
+        scenes.append(obstacle_scene(episode, *shadow, image_wh, cfg))
     stats = {
         "scenario": scenario,
         "seed": episode.seed,
@@ -294,8 +351,9 @@ def _record_job(job: tuple) -> tuple:
         "collision": episode.collision,
         "stalled": episode.longest_standstill_s >= cfg.max_standstill_s,
         "goal": episode.goal_reached,
+        "obstacle_samples": sum(f.obstacle_branch is not None for f in episode.frames[: episode.keyframes]),
     }
-    return record, list(labels), list(plans), stats
+    return scenes, stats
 
 
 _WORLD: tuple[DatasetConfig, EmbeddedWorld] | None = None
@@ -393,10 +451,23 @@ def make_embedded(
     names = [scene_name(i) for i in range(scenes)]
     splits = split_scenes(names, seed, cfg.val_fraction)
     val_names = set(splits.get("val", []))
+    shadows = obstacle_scenes(splits["train"], seed, cfg.obstacle_scene_fraction, scenes)
+    splits["train"] = splits["train"] + [shadow_name for shadow_name, _ in shadows.values()]
     # noise injection only in training scenes: validation stays clean expert driving
-    jobs = [(i, names[i], sc, s, cfg, image_wh, names[i] not in val_names) for i, (sc, s) in enumerate(plan)]
+    jobs = [
+        (i, names[i], sc, s, cfg, image_wh, names[i] not in val_names, shadows.get(names[i]))
+        for i, (sc, s) in enumerate(plan)
+    ]
     t0 = time.perf_counter()
-    summary = {"collisions": 0, "stalled": 0, "goals": 0, "redrawn": 0, "scenarios": {}}
+    summary = {
+        "collisions": 0,
+        "stalled": 0,
+        "goals": 0,
+        "redrawn": 0,
+        "scenarios": {},
+        "obstacle_scenes": len(shadows),
+        "obstacle_samples": 0,
+    }
     samples = 0
     plans: dict[str, np.ndarray] = {}
     with NuScenesWriter(out_dir, version, overwrite=overwrite) as writer:
@@ -409,11 +480,13 @@ def make_embedded(
             samples = _write_all(writer, map(_record_job, jobs), scenes, summary, progress, plans)
         writer.finish(splits)
     write_expert_plans(out_dir, version, plans)  # an empty file where no scene has expert plans
+    if shadows:
+        write_obstacle_scenes(out_dir, version, {shadow_name: scene for scene, (shadow_name, _) in shadows.items()})
     summary["expert_plans"] = len(plans)
     return {
         "dataroot": str(out_dir),
         "version": version,
-        "scenes": scenes,
+        "scenes": scenes + len(shadows),
         "samples": samples,
         "splits": {k: len(v) for k, v in splits.items()},
         "seconds": time.perf_counter() - t0,
@@ -423,13 +496,15 @@ def make_embedded(
 
 def _write_all(writer, results, scenes: int, summary: dict, progress, plans: dict[str, np.ndarray]) -> int:
     samples = 0
-    for done, (record, labels, scene_plans, stats) in enumerate(results, start=1):
-        tokens = writer.add_scene(record)
-        for token, label, plan in zip(tokens, labels, scene_plans):
-            writer.set_labels(token, label)
-            if plan is not None:
-                plans[token] = plan
-        samples += len(tokens)
+    for done, (records, stats) in enumerate(results, start=1):
+        for record, labels, scene_plans in records:
+            tokens = writer.add_scene(record)
+            for token, label, plan in zip(tokens, labels, scene_plans):
+                writer.set_labels(token, label)
+                if plan is not None:
+                    plans[token] = plan
+            samples += len(tokens)
+        summary["obstacle_samples"] += stats["obstacle_samples"] if len(records) > 1 else 0
         summary["collisions"] += stats["collision"] is not None
         summary["stalled"] += stats["stalled"]
         summary["goals"] += bool(stats["goal"])
@@ -438,6 +513,16 @@ def _write_all(writer, results, scenes: int, summary: dict, progress, plans: dic
         if progress is not None:
             progress(done, scenes)
     return samples
+
+
+def obstacle_scenes(train: Sequence[str], seed: int, fraction: float, scenes: int) -> dict[str, tuple[str, int]]:
+    """{training scene: (name, index) of its obstacle scene} for a seeded ``fraction`` of ``train``; the
+    obstacle scenes are numbered after the ``scenes`` recorded ones."""
+    from drive_vla.data.can_bus import scene_name
+
+    n = int(round(fraction * len(train)))
+    chosen = sorted(np.random.default_rng(seed + 2).permutation(len(train))[:n].tolist())
+    return {train[i]: (scene_name(scenes + j), scenes + j) for j, i in enumerate(chosen)}
 
 
 def with_keyframes(cfg: DatasetConfig, keyframes: int) -> DatasetConfig:

@@ -86,3 +86,12 @@ def test_make_embedded_then_inspect(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "samples              7" in text and "can_bus              present (7 samples)" in text
     assert cv2.imread(str(tmp_path / "s.png")).shape[0] == 2 * 270
+
+
+def test_make_embedded_obstacle_scenes_flag(tmp_path, capsys):
+    pytest.importorskip("drive_vla.sim.dataset", reason="the embedded world's dataset writer is not built yet")
+    args = ["data", "make-embedded", "--scenes", "2", "--seed", "3", "--keyframes", "2", "--image-size", "32x18"]
+    assert main([*args, "--out", str(tmp_path / "a"), "--obstacle-scenes", "1"]) == 0
+    assert "3 scenes, 1 of them with a standing car ahead, 6 samples" in capsys.readouterr().out
+    assert main([*args, "--out", str(tmp_path / "b"), "--obstacle-scenes", "2"]) == 2
+    assert "dataset.obstacle_scene_fraction: got 2.0, expected a fraction in [0, 1]" in capsys.readouterr().err

@@ -1,0 +1,96 @@
+"""Counterfactual obstacles: the same moment of an episode with a car standing on the ego's route ahead.
+
+A policy that learns to brake for a car ahead from recorded driving alone can fit the braking to the
+context it comes with (a junction, a speed, a slowing ego) instead of to the car. Here a keyframe is
+branched: on a copy of the world, a car is placed standing in the ego's lane ``gap_m`` ahead of its front
+bumper, the cameras are rendered and the expert drives the copy for the label horizon. The branch has
+the recorded keyframe's ego state, history and traffic; only the standing car and the plan differ, so
+the car alone explains the braking (``DatasetConfig.obstacle_scene_fraction``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+
+from drive_vla.sim.embedded import EmbeddedWorld
+from drive_vla.sim.vehicles import STOP_HORIZON_S, TrafficVehicle, make_traffic
+
+PLACE_CLEARANCE_M = 7.0  # no other vehicle's centre within this distance of the placed car's centre
+
+
+def stopping_gap_m(speed_mps: float, decel_mps2: float, margin_m: float) -> float:
+    """The bumper gap in which a car at ``speed_mps`` stops at ``decel_mps2`` with ``margin_m`` to spare."""
+    return float(speed_mps) ** 2 / (2.0 * float(decel_mps2)) + float(margin_m)
+
+
+def place_standing_car(world: EmbeddedWorld, gap_m: float, instance_id: str) -> TrafficVehicle | None:
+    """Add a car standing on the ego's route, its rear ``gap_m`` ahead of the ego's front bumper, facing
+    along the route; None where the route ends before it or another vehicle stands within
+    PLACE_CLEARANCE_M of the spot (nothing is added then)."""
+    cfg = world.cfg
+    length = cfg.traffic.car_lwh_m[0]
+    arc = world.route_arc + cfg.ego.length_m / 2 + float(gap_m) + length / 2
+    route = world.route
+    if arc > route.length_m - 1.0:
+        return None
+    piece = route.piece_at(arc)
+    lane_index = route.lanes[piece]
+    s = arc - float(route.piece_start_arc[piece])
+    lane = world.road.network.get_lane(lane_index)
+    if not 0.0 <= s <= lane.length:
+        return None
+    spot = lane.position(s, 0.0)
+    if any(np.linalg.norm(v.position - spot) < PLACE_CLEARANCE_M for v in world.road.vehicles):
+        return None
+    # A car (never a truck: its size is part of what the branch keeps fixed) that brakes at rest from now on.
+    traffic = copy.copy(cfg.traffic)
+    traffic.truck_fraction, traffic.stop_rate_per_min = 0.0, 0.0
+    v = make_traffic(world.road, lane_index, s, 0.0, np.random.default_rng(0), traffic, instance_id, world._next_id)
+    world._next_id += 1
+    v.stops = ((0.0, STOP_HORIZON_S),)
+    world.road.vehicles.append(v)
+    world._decision = None  # the expert decides afresh with the car there
+    return v
+
+
+def obstacle_twin(
+    world: EmbeddedWorld, rng: np.random.Generator, gap_range_m: tuple[float, float], instance_id: str
+) -> EmbeddedWorld | None:
+    """A copy of ``world`` (the renderer shared) with a standing car ``instance_id`` placed at a gap drawn
+    from ``gap_range_m`` but never closer than the expert's hard-braking stopping gap; None where no spot
+    is free (``world`` itself is never changed)."""
+    lo, hi = gap_range_m
+    lo = max(lo, stopping_gap_m(world.ego_speed_mps, world.cfg.expert.max_decel_mps2, 2.0))
+    if lo > hi:
+        return None
+    gap = float(rng.uniform(lo, hi))
+    twin = copy.deepcopy(world, {id(world.renderer): world.renderer})
+    car = place_standing_car(twin, gap, instance_id)
+    return None if car is None else twin
+
+
+OBSTACLE_SCENES_FILE = "drive_vla_obstacle_scenes.json"  # {obstacle scene name: the recorded scene it branches}
+
+
+def write_obstacle_scenes(dataroot: str | Path, version: str, pairs: dict[str, str]) -> Path:
+    """Write which recorded scene each obstacle scene branches (beside the dataset's tables), atomically."""
+    path = Path(dataroot) / version / OBSTACLE_SCENES_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(dict(sorted(pairs.items())), indent=1) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def read_obstacle_scenes(dataroot: str | Path, version: str) -> dict[str, str]:
+    """{obstacle scene: recorded scene} of a dataset; empty where it has none."""
+    path = Path(dataroot) / version / OBSTACLE_SCENES_FILE
+    if not path.is_file():
+        return {}
+    pairs = json.loads(path.read_text())
+    if not isinstance(pairs, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in pairs.items()):
+        raise ValueError(f"{path}: expected a JSON object of scene name -> scene name")
+    return pairs
