@@ -21,6 +21,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     make.add_argument("--keyframes", type=int, default=None, help="keyframes per scene (default: the sim config's)")
     make.add_argument("--overwrite", action="store_true", help="replace an existing dataset of the same version")
     make.add_argument(
+        "--val-fraction", type=float, default=None, help="share of scenes in the val split (default: the sim's, 0.2)"
+    )
+    make.add_argument(
         "--obstacle-scenes",
         type=float,
         default=None,
@@ -59,6 +62,8 @@ def _make_embedded(args: argparse.Namespace) -> int:
         settings = {} if args.keyframes is None else {"keyframes_per_scene": args.keyframes}
         if args.obstacle_scenes is not None:
             settings["obstacle_scene_fraction"] = args.obstacle_scenes
+        if args.val_fraction is not None:
+            settings["val_fraction"] = args.val_fraction
         config = DatasetConfig(**settings) if settings else None
         summary = make_embedded(
             Path(args.out),

@@ -20,6 +20,7 @@ from drive_vla.sim.embedded import EmbeddedWorld
 from drive_vla.sim.vehicles import STOP_HORIZON_S, TrafficVehicle, make_traffic
 
 PLACE_CLEARANCE_M = 7.0  # no other vehicle's centre within this distance of the placed car's centre
+PATH_HALF_WIDTH_M = 2.5  # a vehicle centre this close to the route's centre line is on the ego's path
 
 
 def stopping_gap_m(speed_mps: float, decel_mps2: float, margin_m: float) -> float:
@@ -27,10 +28,20 @@ def stopping_gap_m(speed_mps: float, decel_mps2: float, margin_m: float) -> floa
     return float(speed_mps) ** 2 / (2.0 * float(decel_mps2)) + float(margin_m)
 
 
+def vehicle_on_route_before(world: EmbeddedWorld, arc_m: float, half_width_m: float = PATH_HALF_WIDTH_M) -> bool:
+    """Whether another vehicle's centre lies on the ego's route (within ``half_width_m`` of its centre line)
+    between the ego and route arc ``arc_m``."""
+    for v in world.traffic():
+        arc, dist = world.route.project(v.position, world.route_arc, window_m=arc_m - world.route_arc + 10.0)
+        if dist < half_width_m and world.route_arc < arc < arc_m:
+            return True
+    return False
+
+
 def place_standing_car(world: EmbeddedWorld, gap_m: float, instance_id: str) -> TrafficVehicle | None:
     """Add a car standing on the ego's route, its rear ``gap_m`` ahead of the ego's front bumper, facing
-    along the route; None where the route ends before it or another vehicle stands within
-    PLACE_CLEARANCE_M of the spot (nothing is added then)."""
+    along the route; None where the route ends before it, another vehicle stands within PLACE_CLEARANCE_M
+    of the spot, or another vehicle is on the route between the ego and the spot (nothing is added then)."""
     cfg = world.cfg
     length = cfg.traffic.car_lwh_m[0]
     arc = world.route_arc + cfg.ego.length_m / 2 + float(gap_m) + length / 2
@@ -46,6 +57,8 @@ def place_standing_car(world: EmbeddedWorld, gap_m: float, instance_id: str) -> 
     spot = lane.position(s, 0.0)
     if any(np.linalg.norm(v.position - spot) < PLACE_CLEARANCE_M for v in world.road.vehicles):
         return None
+    if vehicle_on_route_before(world, arc):
+        return None  # the car must be the first thing on the ego's path, in view and the only cause of braking
     # A car (never a truck: its size is part of what the branch keeps fixed) that brakes at rest from now on.
     traffic = copy.copy(cfg.traffic)
     traffic.truck_fraction, traffic.stop_rate_per_min = 0.0, 0.0

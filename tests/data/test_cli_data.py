@@ -95,3 +95,6 @@ def test_make_embedded_obstacle_scenes_flag(tmp_path, capsys):
     assert "3 scenes, 1 of them with a standing car ahead, 6 samples" in capsys.readouterr().out
     assert main([*args, "--out", str(tmp_path / "b"), "--obstacle-scenes", "2"]) == 2
     assert "dataset.obstacle_scene_fraction: got 2.0, expected a fraction in [0, 1]" in capsys.readouterr().err
+    assert main([*args, "--out", str(tmp_path / "c"), "--obstacle-scenes", "1", "--val-fraction", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "4 scenes, 2 of them with a standing car ahead, 8 samples" in out and "splits: train 4, val 0" in out

@@ -45,6 +45,8 @@ def test_no_car_is_placed_past_the_route_end_or_onto_another_vehicle(world):
     gap = arc - world.route_arc - world.cfg.ego.length_m / 2 - world.cfg.traffic.car_lwh_m[0] / 2
     n = len(world.road.vehicles)
     assert place_standing_car(world, gap, "b") is None and len(world.road.vehicles) == n
+    # behind that vehicle the car would be hidden and not the cause of braking: none is placed there either
+    assert place_standing_car(world, gap + 15.0, "c") is None and len(world.road.vehicles) == n
 
 
 def test_the_twin_leaves_the_world_alone_and_keeps_a_stopping_gap(world):
