@@ -1,7 +1,7 @@
 """The embedded driving world: highway-env roads and traffic, an expert driver, six cameras, dataset writing.
 
 Modules (imports run one way: world.py is the core; scenarios, expert and renderer act on it; embedded.py
-composes them; dataset, env, onpolicy and bench_api use the composed world):
+composes them; obstacles, dataset, env, onpolicy and bench_api use the composed world):
     world.py     World, the core: roads, traffic, ego, route tracking, collisions, pose log, step(Control).
     scenarios.py the scenario suite: highway, merge, intersection, roundabout (seeded routes and traffic).
     expert.py    the expert driver: pure pursuit, IDM, yielding, merging, stopping.
@@ -12,6 +12,7 @@ composes them; dataset, env, onpolicy and bench_api use the composed world):
     route.py     the ego's route through the lane graph, and the path ahead on it.
     roads.py     highway-env roads with cached neighbour search (same traffic, less cost).
     dataset.py   make_embedded(): record the expert as a nuScenes-format dataset with DriveLM-style labels.
+    obstacles.py counterfactual obstacles: a keyframe branched with a car standing on the route ahead.
     qa.py        per-sample QA built from simulator facts.
     env.py       EmbeddedEnv, the closed-loop DrivingEnv backend, and the expert as a planner.
     onpolicy.py  on-policy rollouts labelled by the expert (DAgger).
