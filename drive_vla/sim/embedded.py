@@ -74,6 +74,11 @@ class EmbeddedWorld(World):
         super().shift_ego_sideways(offset_m)
         self._decision = None
 
+    def add_vehicle(self, vehicle) -> None:
+        """``World.add_vehicle``; the expert then decides afresh with the vehicle there."""
+        super().add_vehicle(vehicle)
+        self._decision = None
+
     # ------------------------------------------------------------------ expert
 
     def expert_decision(self) -> ExpertDecision:

@@ -62,11 +62,10 @@ def place_standing_car(world: EmbeddedWorld, gap_m: float, instance_id: str) -> 
     # A car (never a truck: its size is part of what the branch keeps fixed) that brakes at rest from now on.
     traffic = copy.copy(cfg.traffic)
     traffic.truck_fraction, traffic.stop_rate_per_min = 0.0, 0.0
-    v = make_traffic(world.road, lane_index, s, 0.0, np.random.default_rng(0), traffic, instance_id, world._next_id)
-    world._next_id += 1
+    colour = world.next_vehicle_index  # the colour the scenario's next car would get
+    v = make_traffic(world.road, lane_index, s, 0.0, np.random.default_rng(0), traffic, instance_id, colour)
     v.stops = ((0.0, STOP_HORIZON_S),)
-    world.road.vehicles.append(v)
-    world._decision = None  # the expert decides afresh with the car there
+    world.add_vehicle(v)
     return v
 
 

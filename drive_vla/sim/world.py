@@ -457,6 +457,15 @@ class World:
         self.road.vehicles.append(v)
         return v
 
+    @property
+    def next_vehicle_index(self) -> int:
+        """The index (id suffix and colour) the next spawned vehicle gets."""
+        return self._next_id
+
+    def add_vehicle(self, vehicle: TrafficVehicle) -> None:
+        """Put a vehicle made with ``make_traffic`` on the road as it is (no clearance check)."""
+        self.road.vehicles.append(vehicle)
+
     def despawn(self, vehicle: TrafficVehicle) -> None:
         if vehicle in self.road.vehicles and vehicle is not self.ego:
             self.road.vehicles.remove(vehicle)
