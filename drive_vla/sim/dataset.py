@@ -10,6 +10,10 @@ Training scenes are driven with injected noise (DART). Their recorded future the
 so with ``DatasetConfig.expert_plan_labels`` every keyframe of a noisy scene is labelled with what the
 expert would drive from that state (a counterfactual rollout on a copy of the world), stored as the
 dataset's expert plans (``drive_vla.data.expert_plans``): the noise moves the car, never the labels.
+
+With ``DatasetConfig.obstacle_scene_fraction`` a share of the training scenes is also written as an obstacle
+scene: every keyframe branched with a car standing on the route ahead (``sim/obstacles.py``), labelled
+with the expert's plan from there, beside the same recorded ego state and history.
 """
 
 from __future__ import annotations
