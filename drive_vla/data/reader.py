@@ -147,6 +147,10 @@ class NuScenesReader:
     def scenes(self) -> list[str]:
         return list(self.index.scene_names)
 
+    def scene_name(self, i: int) -> str:
+        """The name of the scene sample ``i`` belongs to (from the index, without reading the sample)."""
+        return str(self.index.scene_names[int(self._scene_of[i])])
+
     @property
     def has_can(self) -> bool:
         return bool(self.index.has_can)
@@ -383,9 +387,7 @@ class NuScenesReader:
             boxes=self.boxes(i, 0),
         )
         start, _ = self._scene_range(i)
-        meta = SampleMeta(
-            token=token, scene=ix.scene_names[int(self._scene_of[i])], dataset=self.version, index_in_scene=i - start
-        )
+        meta = SampleMeta(token=token, scene=self.scene_name(i), dataset=self.version, index_in_scene=i - start)
         return Sample(observation=obs, targets=targets, meta=meta)
 
     def stats(self) -> dict[str, Any]:

@@ -27,16 +27,15 @@ def ego_front_m() -> float:
     """The ego's front bumper ahead of the rear axle (the ego frame's origin), metres."""
     from drive_vla.sim.config import EgoDynamicsConfig
 
-    ego = EgoDynamicsConfig()
-    return ego.center_ahead_m + ego.length_m / 2
+    return EgoDynamicsConfig().front_m
 
 
 def obstacle_pairs(reader: Any, pairs: dict[str, str], max_pairs: int) -> list[tuple[int, int, float]]:
     """(recorded index, branched index, gap to the standing car in metres) of keyframes whose branch holds a
     car (``pairs``: obstacle scene -> recorded scene), every branched keyframe up to ``max_pairs``."""
     by_scene: dict[str, list[int]] = {}
-    for i, token in enumerate(reader.tokens):
-        by_scene.setdefault(reader.get(token).meta.scene, []).append(i)
+    for i in range(len(reader)):
+        by_scene.setdefault(reader.scene_name(i), []).append(i)
     front = ego_front_m()
     out = []
     for shadow, scene in sorted(pairs.items()):

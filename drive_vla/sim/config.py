@@ -26,6 +26,11 @@ class EgoDynamicsConfig:
     coast_decel_mps2: float = 0.3  # rolling resistance and drag with neither pedal pressed
     max_speed_mps: float = 35.0
 
+    @property
+    def front_m(self) -> float:
+        """The front bumper ahead of the rear axle (the ego frame's origin), metres."""
+        return self.center_ahead_m + self.length_m / 2
+
 
 @dataclass
 class TrafficConfig:

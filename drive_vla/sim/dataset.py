@@ -104,6 +104,16 @@ def capture_frame(world: EmbeddedWorld, written: bool, image_wh: tuple[int, int]
     return frame
 
 
+def expert_keyframes(world: EmbeddedWorld, keyframes: int) -> list[Frame]:
+    """Let the expert drive ``world`` itself for ``keyframes`` keyframes; the (unwritten) frame of each."""
+    frames = []
+    for _ in range(keyframes):
+        for _ in range(world.cfg.keyframe_every):
+            world.step(None)
+        frames.append(capture_frame(world, False, None))
+    return frames
+
+
 def counterfactual_frames(world: EmbeddedWorld, keyframes: int = FUTURE_STEPS) -> list[Frame]:
     """The next ``keyframes`` keyframes if the expert drove from the world's current state.
 
@@ -134,10 +144,7 @@ class ExpertFutures:
             self.twin, self.frames = copy.deepcopy(world, {id(world.renderer): world.renderer}), []
         else:
             self.frames = self.frames[1:]
-        while len(self.frames) < self.keyframes:
-            for _ in range(world.cfg.keyframe_every):
-                self.twin.step(None)
-            self.frames.append(capture_frame(self.twin, False, None))
+        self.frames += expert_keyframes(self.twin, self.keyframes - len(self.frames))
         return list(self.frames)
 
     def drop(self) -> None:
@@ -205,13 +212,7 @@ def obstacle_branch(
     twin = obstacle_twin(world, rng, gaps_m, f"{world.scenario.name}-{world.seed}-standing-{k:03d}")
     if twin is None:
         return None
-    frame = capture_frame(twin, True, image_wh)
-    future = []
-    for _ in range(FUTURE_STEPS):
-        for _ in range(twin.cfg.keyframe_every):
-            twin.step(None)
-        future.append(capture_frame(twin, False, None))
-    return frame, future
+    return capture_frame(twin, True, image_wh), expert_keyframes(twin, FUTURE_STEPS)
 
 
 def future_poses(episode: Episode, k: int) -> np.ndarray:
@@ -307,7 +308,7 @@ def obstacle_scene(episode: Episode, name: str, index: int, image_wh: tuple[int,
     """(SceneRecord, labels, plans) of the episode's keyframes with their obstacle branches: each keyframe
     shows its standing car and carries the expert's plan from there; the ego's state, history and CAN
     stay the recorded ones. A keyframe without a branch (no free spot ahead) keeps its own view and label."""
-    front = cfg.world.ego.center_ahead_m + cfg.world.ego.length_m / 2
+    front = cfg.world.ego.front_m
     frames, labels, plans = [], [], []
     for k in range(episode.keyframes):
         f = episode.frames[k]
@@ -343,7 +344,7 @@ def _record_job(job: tuple) -> tuple:
         episode = record_episode(world, scenario, s, cfg.keyframes_per_scene, image_wh, perturb, futures, True, gaps)
         if episode.collision is None and episode.longest_standstill_s < cfg.max_standstill_s:
             break
-    front = cfg.world.ego.center_ahead_m + cfg.world.ego.length_m / 2
+    front = cfg.world.ego.front_m
     labels, plans = zip(*(keyframe_label(episode, k, front) for k in range(episode.keyframes)))
     scenes = [(scene_record(episode, name, index, image_wh, cfg.annotation_range_m), list(labels), list(plans))]
     if shadow is not None:
@@ -508,7 +509,7 @@ def _write_all(writer, results, scenes: int, summary: dict, progress, plans: dic
                 if plan is not None:
                     plans[token] = plan
             samples += len(tokens)
-        summary["obstacle_samples"] += stats["obstacle_samples"] if len(records) > 1 else 0
+        summary["obstacle_samples"] += stats["obstacle_samples"]  # 0 unless the scene has an obstacle scene
         summary["collisions"] += stats["collision"] is not None
         summary["stalled"] += stats["stalled"]
         summary["goals"] += bool(stats["goal"])

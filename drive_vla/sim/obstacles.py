@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from highway_env.road.road import LaneIndex
 
 from drive_vla.sim.embedded import EmbeddedWorld
 from drive_vla.sim.vehicles import STOP_HORIZON_S, TrafficVehicle, make_traffic
@@ -38,13 +40,12 @@ def vehicle_on_route_before(world: EmbeddedWorld, arc_m: float, half_width_m: fl
     return False
 
 
-def place_standing_car(world: EmbeddedWorld, gap_m: float, instance_id: str) -> TrafficVehicle | None:
-    """Add a car standing on the ego's route, its rear ``gap_m`` ahead of the ego's front bumper, facing
-    along the route; None where the route ends before it, another vehicle stands within PLACE_CLEARANCE_M
-    of the spot, or another vehicle is on the route between the ego and the spot (nothing is added then)."""
+def standing_spot(world: EmbeddedWorld, gap_m: float) -> tuple[LaneIndex, float] | None:
+    """(lane, position along it) of a car standing on the ego's route with its rear ``gap_m`` ahead of the
+    ego's front bumper; None where the route ends before it, another vehicle stands within PLACE_CLEARANCE_M
+    of the spot, or another vehicle is on the route between the ego and the spot."""
     cfg = world.cfg
-    length = cfg.traffic.car_lwh_m[0]
-    arc = world.route_arc + cfg.ego.length_m / 2 + float(gap_m) + length / 2
+    arc = world.route_arc + cfg.ego.length_m / 2 + float(gap_m) + cfg.traffic.car_lwh_m[0] / 2
     route = world.route
     if arc > route.length_m - 1.0:
         return None
@@ -59,9 +60,13 @@ def place_standing_car(world: EmbeddedWorld, gap_m: float, instance_id: str) -> 
         return None
     if vehicle_on_route_before(world, arc):
         return None  # the car must be the first thing on the ego's path, in view and the only cause of braking
+    return lane_index, s
+
+
+def add_standing_car(world: EmbeddedWorld, lane_index: LaneIndex, s: float, instance_id: str) -> TrafficVehicle:
+    """Add a car at rest at ``s`` on ``lane_index``, facing along the lane, that stays at rest."""
     # A car (never a truck: its size is part of what the branch keeps fixed) that brakes at rest from now on.
-    traffic = copy.copy(cfg.traffic)
-    traffic.truck_fraction, traffic.stop_rate_per_min = 0.0, 0.0
+    traffic = replace(world.cfg.traffic, truck_fraction=0.0, stop_rate_per_min=0.0)
     colour = world.next_vehicle_index  # the colour the scenario's next car would get
     v = make_traffic(world.road, lane_index, s, 0.0, np.random.default_rng(0), traffic, instance_id, colour)
     v.stops = ((0.0, STOP_HORIZON_S),)
@@ -69,20 +74,29 @@ def place_standing_car(world: EmbeddedWorld, gap_m: float, instance_id: str) -> 
     return v
 
 
+def place_standing_car(world: EmbeddedWorld, gap_m: float, instance_id: str) -> TrafficVehicle | None:
+    """Add a car standing on the ego's route, its rear ``gap_m`` ahead of the ego's front bumper, facing
+    along the route; None (nothing added) where ``standing_spot`` finds no free spot there."""
+    spot = standing_spot(world, gap_m)
+    return None if spot is None else add_standing_car(world, *spot, instance_id)
+
+
 def obstacle_twin(
     world: EmbeddedWorld, rng: np.random.Generator, gap_range_m: tuple[float, float], instance_id: str
 ) -> EmbeddedWorld | None:
     """A copy of ``world`` (the renderer shared) with a standing car ``instance_id`` placed at a gap drawn
     from ``gap_range_m`` but never closer than the expert's hard-braking stopping gap; None where no spot
-    is free (``world`` itself is never changed)."""
+    is free (``world`` itself is never changed, and is copied only when the spot is free)."""
     lo, hi = gap_range_m
     lo = max(lo, stopping_gap_m(world.ego_speed_mps, world.cfg.expert.max_decel_mps2, 2.0))
     if lo > hi:
         return None
-    gap = float(rng.uniform(lo, hi))
+    spot = standing_spot(world, float(rng.uniform(lo, hi)))
+    if spot is None:
+        return None
     twin = copy.deepcopy(world, {id(world.renderer): world.renderer})
-    car = place_standing_car(twin, gap, instance_id)
-    return None if car is None else twin
+    add_standing_car(twin, *spot, instance_id)
+    return twin
 
 
 OBSTACLE_SCENES_FILE = "drive_vla_obstacle_scenes.json"  # {obstacle scene name: the recorded scene it branches}

@@ -77,7 +77,7 @@ def rollout(
     planner.reset()
     controller.reset()
     cfg = world.cfg
-    front = cfg.ego.center_ahead_m + cfg.ego.length_m / 2
+    front = cfg.ego.front_m
     out = OnPolicyEpisode(Episode(scenario, int(seed), world.description, [], 0, None, False))
     n_policy = n_errors = 0
     expert_drove = True
