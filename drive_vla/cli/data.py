@@ -30,6 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="share of training scenes also written with a car standing on the route ahead at every keyframe "
         "(default: the sim config's, 0)",
     )
+    make.add_argument(
+        "--obstacle-gap",
+        type=float,
+        nargs=2,
+        metavar=("MIN_M", "MAX_M"),
+        default=None,
+        help="range of the standing car's gap ahead of the ego's front bumper, metres (default: the sim config's, 4 50)",
+    )
 
     insp = sub.add_parser("inspect", help="print counts and draw one sample (cameras with GT path and boxes, BEV)")
     insp.add_argument("--dataroot", required=True, help="folder holding <version>/, samples/ and can_bus/")
@@ -62,6 +70,8 @@ def _make_embedded(args: argparse.Namespace) -> int:
         settings = {} if args.keyframes is None else {"keyframes_per_scene": args.keyframes}
         if args.obstacle_scenes is not None:
             settings["obstacle_scene_fraction"] = args.obstacle_scenes
+        if args.obstacle_gap is not None:
+            settings["obstacle_gap_m"] = tuple(args.obstacle_gap)
         if args.val_fraction is not None:
             settings["val_fraction"] = args.val_fraction
         config = DatasetConfig(**settings) if settings else None

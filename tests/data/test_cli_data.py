@@ -98,3 +98,14 @@ def test_make_embedded_obstacle_scenes_flag(tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path / "c"), "--obstacle-scenes", "1", "--val-fraction", "0"]) == 0
     out = capsys.readouterr().out
     assert "4 scenes, 2 of them with a standing car ahead, 8 samples" in out and "splits: train 4, val 0" in out
+
+
+def test_make_embedded_obstacle_gap_flag(tmp_path, capsys):
+    pytest.importorskip("drive_vla.sim.dataset", reason="the embedded world's dataset writer is not built yet")
+    args = ["data", "make-embedded", "--scenes", "2", "--seed", "3", "--keyframes", "2", "--image-size", "32x18"]
+    args += ["--obstacle-scenes", "1"]
+    assert main([*args, "--out", str(tmp_path / "a"), "--obstacle-gap", "4", "20"]) == 0
+    assert "1 of them with a standing car ahead" in capsys.readouterr().out
+    assert main([*args, "--out", str(tmp_path / "b"), "--obstacle-gap", "20", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "dataset.obstacle_gap_m: got (20.0, 4.0), expected [low, high] metres with 0 < low <= high" in err

@@ -34,6 +34,18 @@ def test_resize_area_matches_inter_area():
     )
 
 
+@pytest.mark.parametrize("wh", [(1600, 900), (802, 450), (64, 36)])
+def test_half_size_linear_step_is_the_exact_2x2_box_mean(wh):
+    """The 2x steps of resize_area use INTER_LINEAR at exactly half size: the rounded mean of each 2x2 block,
+    as INTER_AREA's fast path gives it."""
+    img = _scene_image(wh, seed=2)
+    half = (wh[0] // 2, wh[1] // 2)
+    blocks = img.reshape(wh[1] // 2, 2, wh[0] // 2, 2, 3).astype(np.int32).sum(axis=(1, 3))
+    expected = ((blocks + 2) // 4).astype(np.uint8)
+    np.testing.assert_array_equal(cv2.resize(img, half, interpolation=cv2.INTER_LINEAR), expected)
+    np.testing.assert_array_equal(cv2.resize(img, half, interpolation=cv2.INTER_AREA), expected)
+
+
 def test_resize_area_keeps_the_target_size_and_enlarges_linearly():
     img = _scene_image((128, 72))
     assert resize_area(img, (128, 72)) is img  # nothing to do, no copy
