@@ -100,15 +100,15 @@ class RowDecoder:
             else:
                 self.text.append(token)
 
-    def _index(self, cands: list[int], device: torch.device) -> torch.Tensor:
-        """Candidate ids as a tensor, cached (grammars repeat the same candidate sets)."""
+    def _index(self, cands: list[int], device: torch.device) -> tuple[tuple, torch.Tensor]:
+        """(key, candidate ids as a tensor), cached (grammars repeat the same candidate sets)."""
         key = (str(device), *cands)
         found = self.index_cache.get(key)
         if found is None:
             if len(self.index_cache) > 4096:  # a grammar with many distinct sets: keep memory bounded
                 self.index_cache.clear()
             found = self.index_cache[key] = torch.tensor(cands, device=device)
-        return found
+        return key, found
 
     def step(self, logits: RowLogits, text_mask: torch.Tensor) -> list[int]:
         """Choose the next token from ``logits`` (this row's), then take every forced token after it.
@@ -129,7 +129,8 @@ class RowDecoder:
             elif feed:
                 break  # logits are stale once a token was appended; decide after feeding
             else:
-                token = cands[int(logits.at(self._index(cands, logits.device)).argmax())]
+                key, index = self._index(cands, logits.device)
+                token = cands[int(logits.at(index, key).argmax())]
                 self.generated += 1
             self.accept(token)
             feed.append(token)
@@ -144,12 +145,39 @@ class StepLogits:
     once for every row of the batch.
 
     ``weight`` is the head's (V, H) float weight, or None where it is not a plain matrix (a quantized or
-    wrapped head): then the whole vocabulary is computed by ``head`` and indexed.
+    wrapped head): then the whole vocabulary is computed by ``head`` and indexed. ``rows_cache`` (a dict
+    kept across steps and calls) holds the gathered rows of each candidate set, so a step reads them instead
+    of copying them out of the head again; an entry is used only while the head's weight is the same tensor
+    at the same version (an optimiser step or a load makes it stale).
     """
 
-    def __init__(self, hidden: torch.Tensor, head: Any, weight: torch.Tensor | None, bias: torch.Tensor | None):
+    ROWS_CACHE_SETS = 32  # gathered row sets kept at most (a few per grammar; each is len(set) x H floats)
+
+    def __init__(
+        self,
+        hidden: torch.Tensor,
+        head: Any,
+        weight: torch.Tensor | None,
+        bias: torch.Tensor | None,
+        rows_cache: dict | None = None,
+    ):
         self.hidden, self.head, self.weight, self.bias = hidden, head, weight, bias  # hidden: (B, H)
+        self.rows_cache = rows_cache
         self._full: torch.Tensor | None = None
+
+    def rows(self, index: torch.Tensor, key: tuple | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(the head's weight rows of ``index``, their bias or None), from ``rows_cache`` where it holds them."""
+        w, b = self.weight, self.bias
+        if key is None or self.rows_cache is None:
+            return w[index], None if b is None else b[index]
+        b_version = None if b is None else b._version
+        found = self.rows_cache.get(key)
+        if found is None or found[0] is not w or found[1] != w._version or found[2] is not b or found[3] != b_version:
+            if len(self.rows_cache) >= self.ROWS_CACHE_SETS:
+                self.rows_cache.clear()
+            rows = w.detach()[index]
+            found = self.rows_cache[key] = (w, w._version, b, b_version, rows, None if b is None else b.detach()[index])
+        return found[4], found[5]
 
     def full(self) -> torch.Tensor:
         """(B, V) logits of every row, computed on first use."""
@@ -171,12 +199,14 @@ class RowLogits:
     def full(self) -> torch.Tensor:
         return self.step.full()[self.i]
 
-    def at(self, index: torch.Tensor) -> torch.Tensor:
+    def at(self, index: torch.Tensor, key: tuple | None = None) -> torch.Tensor:
+        """Logits of the ids in ``index``; ``key`` names the candidate set for the step's ``rows_cache``."""
         step = self.step
         if step.weight is None or step._full is not None:
             return self.full()[index]
-        out = step.weight[index] @ step.hidden[self.i]
-        return (out if step.bias is None else out + step.bias[index]).float()
+        w, b = step.rows(index, key)
+        out = w @ step.hidden[self.i]
+        return (out if b is None else out + b).float()
 
 
 def head_matrix(head: Any) -> tuple[torch.Tensor | None, torch.Tensor | None]:
@@ -334,7 +364,7 @@ def plan_batch(
         weight, bias = head_matrix(head_w) if model.cfg.restrict_logits else (None, None)
         next_pos = lengths.clone()
         while True:
-            logits = StepLogits(last, head_w, weight, bias)
+            logits = StepLogits(last, head_w, weight, bias, model.candidate_rows_cache)
             feeds = [row.step(logits.row(i), text_mask) if not row.done else [] for i, row in enumerate(rows)]
             width = max(len(f) for f in feeds)
             if width == 0:
@@ -351,7 +381,10 @@ def plan_batch(
             cache = out.past_key_values
             passes += 1
             fed = step_mask.sum(1)
-            last = out.last_hidden_state[rows_idx, (fed - 1).clamp(min=0)]
+            if width == 1:  # every row fed one token (or none, once done): its hidden state is the only one
+                last = out.last_hidden_state[:, 0]
+            else:
+                last = out.last_hidden_state[rows_idx, (fed - 1).clamp(min=0)]
             next_pos = next_pos + fed
     t_decode = time.perf_counter()
 

@@ -115,6 +115,7 @@ class DriveVLA(nn.Module):
         # after plan(): {"generated_tokens": per row, "forward_passes": LM calls} (for benchmarks)
         self.last_decode_stats: dict[str, Any] = {}
         self.candidate_index_cache: dict[tuple, torch.Tensor] = {}  # decoding's candidate id tensors
+        self.candidate_rows_cache: dict[tuple, tuple] = {}  # the LM head's rows of each candidate set
         self.last_speed_cap: list[float] = []  # after plan() with free_space.cap_speed: each row's cap, m/s
         if lm.get_input_embeddings().num_embeddings < self.layout.vocab_size:
             lm.resize_token_embeddings(self.layout.vocab_size, mean_resizing=False)

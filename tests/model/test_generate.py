@@ -150,6 +150,14 @@ def test_logits_of_the_allowed_ids_alone_decode_the_same_plans(tiny_config, samp
     idx = torch.tensor([3, 17, 42])
     rows = generate.StepLogits(hidden[None], head, *generate.head_matrix(head)).row(0)
     assert torch.allclose(rows.at(idx), head(hidden[None])[0][idx], atol=1e-6)
+    cache: dict = {}
+    cached = generate.StepLogits(hidden[None], head, *generate.head_matrix(head), rows_cache=cache).row(0)
+    assert torch.allclose(cached.at(idx, ("k",)), head(hidden[None])[0][idx], atol=1e-6)
+    assert ("k",) in cache and cache[("k",)][4].shape == (3, 8)
+    with torch.no_grad():
+        head.weight.mul_(2.0)  # an in-place update (an optimiser step) makes the gathered rows stale
+    again = generate.StepLogits(hidden[None], head, *generate.head_matrix(head), rows_cache=cache).row(0)
+    assert torch.allclose(again.at(idx, ("k",)), head(hidden[None])[0][idx], atol=1e-6)
     policy = DrivingPolicy.build(tiny_config())
     batch = Batch.from_samples(samples[:3])
     restricted = policy.model.plan(batch, explain=True)
