@@ -100,6 +100,13 @@ class ExpertConfig:
     perception_range_m: float = 0.0
     junction_approach_mps: float = 0.0
     junction_approach_m: float = 25.0
+    # max_cruise_mps > 0 caps the episode's cruise speed (the driver's desired speed): a student that cannot
+    # see a slower car far ahead follows it more safely at a cruise speed it will not out-run by much.
+    max_cruise_mps: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not self.max_cruise_mps >= 0.0:
+            raise ValueError(f"expert.max_cruise_mps: got {self.max_cruise_mps!r}, expected 0 (off) or a speed > 0")
 
 
 @dataclass

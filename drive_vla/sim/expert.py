@@ -125,6 +125,8 @@ class Expert:
     ) -> tuple[float, bool]:
         cfg = self.cfg
         base = min(self.desired_speed_mps, float(limit) if limit else 1e9)
+        if cfg.max_cruise_mps > 0.0:
+            base = min(base, cfg.max_cruise_mps)
         keep = arc <= cfg.speed_preview_m
         if keep.sum() < 3:
             return base, False

@@ -110,3 +110,27 @@ def test_expert_ignores_crossing_traffic_beyond_its_perception_range():
     assert all(
         EmbeddedWorld().expert._in_sight(world, v, 90.0) for v in far if ((v.position - ego) ** 2).sum() < 90.0**2
     )
+
+
+def test_cruise_cap_holds_the_expert_below_it():
+    from drive_vla.sim.config import ExpertConfig, WorldConfig
+
+    def top_speed_after(world: EmbeddedWorld, t0_s: float) -> float:
+        """The highest speed from ``t0_s`` to 25 s (the scenario may start the ego above the cap)."""
+        world.reset("highway", 800001)
+        top = 0.0
+        while world.time_s < 25.0 and not world.done:
+            world.step(None)
+            if world.time_s >= t0_s:
+                top = max(top, world.ego_speed_mps)
+        return top
+
+    assert top_speed_after(EmbeddedWorld(), 10.0) > 18.0  # this route's cruise speed is above the cap
+    assert top_speed_after(EmbeddedWorld(WorldConfig(expert=ExpertConfig(max_cruise_mps=15.0))), 10.0) < 15.5
+
+
+def test_cruise_cap_must_not_be_negative():
+    from drive_vla.sim.config import ExpertConfig
+
+    with pytest.raises(ValueError, match=r"expert.max_cruise_mps: got -1.0, expected 0 \(off\) or a speed > 0"):
+        ExpertConfig(max_cruise_mps=-1.0)
