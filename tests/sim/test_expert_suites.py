@@ -40,6 +40,8 @@ def test_shipped_embedded_suites_are_the_expected_ones():
     dev = load_suite("dev")  # for choosing settings: training-range seeds, never a held-out one
     assert not dev.held_out and len(dev.routes) >= 24
     assert not {r.seed for r in dev.routes} & set(range(900_000, 1_000_000))
+    select = load_suite("select")  # checkpoint selection: training-range seeds, none shared with dev
+    assert not select.held_out and not {r.seed for r in select.routes} & ({r.seed for r in dev.routes} | held)
 
 
 @pytest.mark.parametrize("suite_name", ["smoke", "demo"])
