@@ -261,17 +261,50 @@ class CheckpointConfig:
         every_n_steps: write ``checkpoints/last.ckpt`` every N optimiser steps (and at the end).
         keep_steps: also keep ``checkpoints/step-NNNNNN.ckpt`` copies of the periodic checkpoints.
         monitor: validation metric of the best checkpoint (lower is better); "" = no best checkpoint.
-        export: which weights go to ``<run>/policy``: "best" (falls back to last without validation) or "last".
+        export: which weights go to ``<run>/policy``: "best" (falls back to last without validation), "last",
+            or "closed_loop": each kept step checkpoint from ``select_from_step`` on is driven over
+            ``select_suite`` and the one with the highest driving score is exported (``training/select.py``;
+            needs ``keep_steps``).
+        select_suite: the suite of "closed_loop" (a training-range suite; never the held-out ones).
+        select_from_step: earliest step checkpoint "closed_loop" considers.
+        select_max_routes: drive only the suite's first N routes (0 = all).
     """
 
     every_n_steps: int = 100
     keep_steps: bool = False
     monitor: str = "val/l2_avg_m"
-    export: Literal["best", "last"] = "best"
+    export: Literal["best", "last", "closed_loop"] = "best"
+    select_suite: str = "select"
+    select_from_step: int = 0
+    select_max_routes: int = 0
 
     def __post_init__(self) -> None:
         if self.every_n_steps < 1:
             raise ValueError(f"checkpoint.every_n_steps: got {self.every_n_steps}, expected >= 1")
+        if self.export not in ("best", "last", "closed_loop"):
+            raise ValueError(f"checkpoint.export: got {self.export!r}, expected 'best', 'last' or 'closed_loop'")
+        if self.export == "closed_loop" and not self.keep_steps:
+            raise ValueError(
+                "checkpoint.export: got 'closed_loop' with checkpoint.keep_steps false, expected keep_steps: true "
+                "(the candidates are the kept step checkpoints)"
+            )
+        if self.select_from_step < 0 or self.select_max_routes < 0:
+            raise ValueError(
+                f"checkpoint.select_from_step / select_max_routes: got {self.select_from_step} / "
+                f"{self.select_max_routes}, expected integers >= 0"
+            )
+        if self.export == "closed_loop":
+            from drive_vla.suites import load_suite
+
+            try:
+                suite = load_suite(self.select_suite)
+            except (ValueError, OSError) as exc:
+                raise ValueError(f"checkpoint.select_suite: {exc}") from None
+            if suite.held_out:
+                raise ValueError(
+                    f"checkpoint.select_suite: got {self.select_suite!r}, a held-out suite; expected a "
+                    "training-range suite such as 'select'"
+                )
 
 
 @dataclass

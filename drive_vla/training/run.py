@@ -303,6 +303,13 @@ def train(
             net.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
         merge_lora(net)
         net.to("cpu")
+        selection = None
+        if cfg.checkpoint.export == "closed_loop":
+            if sharded:
+                raise TrainSetupError("checkpoint.export: 'closed_loop' is not supported with an FSDP strategy")
+            from drive_vla.training.select import select_by_driving
+
+            selection = select_by_driving(net, policy, ckpt_dir, run_dir, cfg.checkpoint)
         policy.save_pretrained(policy_dir)
         if cfg.logging.plot and cfg.logging.csv:
             plot_loss_curves(run_dir / "logs" / "csv", run_dir / "loss_curves.png")
@@ -311,7 +318,8 @@ def train(
             "global_step": trainer.global_step,
             "epochs": trainer.current_epoch,
             "wall_s": round(time.perf_counter() - t0, 2),
-            "exported": cfg.checkpoint.export if best is not None else "last",
+            "exported": cfg.checkpoint.export if best is not None or selection else "last",
+            "selection": selection,
             "best_checkpoint": str(best) if best else None,
             "best_score": float(best_cb.best_model_score)
             if best_cb is not None and best_cb.best_model_score is not None

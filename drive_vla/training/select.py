@@ -1,0 +1,87 @@
+"""Choose the exported checkpoint of a run by driving (``checkpoint.export: closed_loop``).
+
+Validation L2 picks a run's epoch poorly for closed-loop driving: within one run of the tiny recipe the
+kept checkpoints differ by up to 29 points of driving score, as much as training seeds do
+(BENCHMARKS.md, round 8). Here every kept step checkpoint from ``select_from_step`` on is exported to
+``<run>/select/<name>/policy``, driven over a training-range suite (``select``: never ``dev``, which judges
+the result, and never a held-out suite), and the one with the highest driving score becomes ``<run>/policy``.
+Ties go to the later checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from drive_vla.training.config import CheckpointConfig
+
+STEP_CKPT = re.compile(r"step-(\d+)\.ckpt$")
+
+
+def candidates(ckpt_dir: Path, from_step: int) -> list[tuple[int, Path]]:
+    """(step, path) of the kept step checkpoints at or after ``from_step``, oldest first."""
+    found = []
+    for p in Path(ckpt_dir).glob("step-*.ckpt"):
+        m = STEP_CKPT.search(p.name)
+        if m and int(m.group(1)) >= from_step:
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def load_checkpoint(net: nn.Module, path: Path) -> None:
+    """The model weights of a Lightning checkpoint (``model.``-prefixed keys) into ``net``."""
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    net.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+
+
+def drive_score(policy_dir: Path, suite: str, max_routes: int, out: Path) -> float:
+    """Mean driving score of the policy at ``policy_dir`` over ``suite`` (``drive-vla drive``, seed 0, one
+    thread, in this process; torch's thread count and determinism flag are restored afterwards)."""
+    from drive_vla.cli.main import main
+
+    argv = ["drive", "--policy", str(policy_dir), "--suite", suite, "--seed", "0", "--threads", "1"]
+    argv += ["--out", str(out), "--no-report"] + (["--max-routes", str(max_routes)] if max_routes else [])
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    try:
+        rc = main(argv)
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+    report = out / "drive_report.json"
+    if rc != 0 or not report.is_file():
+        raise RuntimeError(f"checkpoint.export closed_loop: `drive-vla {' '.join(argv)}` failed (exit {rc})")
+    models = json.loads(report.read_text())["models"]
+    return float(next(iter(models.values()))["driving_score"])
+
+
+def select_by_driving(
+    net: nn.Module, policy: Any, ckpt_dir: Path, run_dir: Path, cfg: CheckpointConfig
+) -> dict[str, Any]:
+    """Drive every candidate checkpoint and leave ``net`` holding the best one's weights.
+
+    Returns ``{"suite", "max_routes", "scores": {name: driving score}, "chosen": name}`` for the run's summary.
+    """
+    found = candidates(ckpt_dir, cfg.select_from_step)
+    if not found:
+        raise ValueError(
+            f"checkpoint.select_from_step: got {cfg.select_from_step}, but {ckpt_dir} holds no step-*.ckpt "
+            "at or after it (checkpoint.keep_steps must be on and every_n_steps reached)"
+        )
+    scores: dict[str, float] = {}
+    for step, path in found:
+        name = f"step-{step:06d}"
+        load_checkpoint(net, path)
+        policy.save_pretrained(run_dir / "select" / name / "policy")
+        scores[name] = drive_score(
+            run_dir / "select" / name / "policy", cfg.select_suite, cfg.select_max_routes, run_dir / "select" / name
+        )
+        print(f"checkpoint {name}: driving score {scores[name]:.1f} on suite {cfg.select_suite!r}", flush=True)
+    order = [f"step-{s:06d}" for s, _ in found]
+    chosen = max(order, key=lambda n: (scores[n], order.index(n)))  # ties: the later checkpoint
+    load_checkpoint(net, dict(zip(order, (p for _, p in found)))[chosen])
+    return {"suite": cfg.select_suite, "max_routes": cfg.select_max_routes, "scores": scores, "chosen": chosen}
