@@ -367,6 +367,12 @@ class TrainConfig:
                 f"model: got path={self.model.path!r} overrides={self.model.overrides!r} with "
                 f"init_from={self.init_from!r}, expected an empty model section (the model comes from init_from)"
             )
+        if self.checkpoint.export == "closed_loop" and (self.lora.enabled or self.trainer.strategy == "fsdp"):
+            raise ValueError(
+                f"checkpoint.export: got 'closed_loop' with lora.enabled={self.lora.enabled} and "
+                f"trainer.strategy={self.trainer.strategy!r}, expected neither LoRA nor FSDP (the kept checkpoints "
+                "are loaded into the exported network)"
+            )
         if self.lora.enabled and self.model.kind != "vla":
             raise ValueError(f"lora.enabled: got true for model.kind={self.model.kind!r}, expected model.kind='vla'")
         tasks = [
