@@ -122,8 +122,9 @@ def resize_area(rgb: np.ndarray, dst_wh: tuple[int, int]) -> np.ndarray:
     A large reduction (nuScenes' 1600x900 to a model's 128x72 is 12.5x) is done as exact 2x2 box means
     while at least 3x of the reduction is left, then one ``cv2.INTER_AREA`` step for the rest. The 2x2
     means run as ``cv2.INTER_LINEAR`` at exactly half size, which samples every output pixel at the centre
-    of its 2x2 block: the same rounded means as ``INTER_AREA``'s 2x fast path (tested), about 10 % faster. A single ``INTER_AREA`` call at a non-integer factor is ~5x slower on CPU; the
-    result differs from it only at the edges of each output pixel's box (about 1 grey level on average).
+    of its 2x2 block: the same rounded means as ``INTER_AREA``'s 2x fast path (tested), about 10 % faster.
+    A single ``INTER_AREA`` call at a non-integer factor is ~5x slower on CPU; the result differs from it
+    only at the edges of each output pixel's box (about 1 grey level on average).
     Enlarging (either side) uses ``INTER_LINEAR``, as an area filter has nothing to average.
     """
     dst_w, dst_h = int(dst_wh[0]), int(dst_wh[1])

@@ -72,16 +72,15 @@ def select_by_driving(
             f"checkpoint.select_from_step: got {cfg.select_from_step}, but {ckpt_dir} holds no step-*.ckpt "
             "at or after it (checkpoint.keep_steps must be on and every_n_steps reached)"
         )
+    paths = {f"step-{step:06d}": path for step, path in found}  # oldest first
     scores: dict[str, float] = {}
-    for step, path in found:
-        name = f"step-{step:06d}"
+    for name, path in paths.items():
         load_checkpoint(net, path)
         policy.save_pretrained(run_dir / "select" / name / "policy")
         scores[name] = drive_score(
             run_dir / "select" / name / "policy", cfg.select_suite, cfg.select_max_routes, run_dir / "select" / name
         )
         print(f"checkpoint {name}: driving score {scores[name]:.1f} on suite {cfg.select_suite!r}", flush=True)
-    order = [f"step-{s:06d}" for s, _ in found]
-    chosen = max(order, key=lambda n: (scores[n], order.index(n)))  # ties: the later checkpoint
-    load_checkpoint(net, dict(zip(order, (p for _, p in found)))[chosen])
+    chosen = max(reversed(scores), key=scores.__getitem__)  # newest first, so a tie goes to the later checkpoint
+    load_checkpoint(net, paths[chosen])
     return {"suite": cfg.select_suite, "max_routes": cfg.select_max_routes, "scores": scores, "chosen": chosen}
