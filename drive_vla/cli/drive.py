@@ -183,23 +183,13 @@ def write_strip(route_dir: Path, max_frames: int = 8) -> Path | None:
     return path
 
 
-def _fix_torch(threads: int) -> None:
-    """Fixed torch threads and deterministic kernels, so the same policy drives the same way twice."""
-    if threads < 1:
-        raise ValueError(f"--threads: got {threads}, expected >= 1")
-    import torch
-
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.backends.cudnn.benchmark = False
-
-
 def run(args: argparse.Namespace) -> int:
     from drive_vla.benchmarking import format_table
-    from drive_vla.closed_loop import DriveLoopConfig, run_episode
+    from drive_vla.closed_loop import DriveLoopConfig
     from drive_vla.eval.bootstrap import format_ci, route_cis
     from drive_vla.eval.closed_loop_scoring import summarize_routes
     from drive_vla.eval.monitor_metrics import merge_monitor_summaries
+    from drive_vla.suite_driving import drive_routes, fix_torch
     from drive_vla.suites import load_suite
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -207,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_quantize(args.quantize, "cpu", "--quantize")
     if args.policy:
-        _fix_torch(args.threads)
+        fix_torch(args.threads)
     suite = load_suite(args.suite)
     if args.controller_config is not None:
         from drive_vla.config import ConfigError, load_config
@@ -242,14 +232,9 @@ def run(args: argparse.Namespace) -> int:
             wh = parse_wh(args.image_size) or _policy_image_wh(planner)
             if wh and hasattr(env, "image_wh"):
                 env.image_wh = wh
-            records, summaries = [], []
-            for route in routes:
+
+            def report_route(route, result, label=label):
                 route_dir = out / label / route.route_id
-                result = run_episode(
-                    env, planner, controller, route.scenario, route.seed, loop_cfg, route_dir, route.route_id
-                )
-                records.append(result.record)
-                summaries.append(result.summary)
                 write_strip(route_dir)
                 if not args.no_report:
                     _html_report(route_dir)
@@ -258,6 +243,9 @@ def run(args: argparse.Namespace) -> int:
                     f"{result.score['route_completion']:6.1f}  {result.summary.get('done_reason')}"
                     + (f"  monitor fires {result.summary['monitor']['fires']}" if "monitor" in result.summary else "")
                 )
+
+            results = drive_routes(env, planner, controller, routes, loop_cfg, out / label, report_route)
+            records, summaries = [r.record for r in results], [r.summary for r in results]
         finally:
             if env is not None:
                 env.close()

@@ -146,36 +146,11 @@ def finetune_config(cfg: TrainConfig, initial_root: str, policy_dir: Path, round
 
 
 def score_on_suite(policy_dir: Path, suite: DriveSuite, controller: str, desc: str, threads: int = 0) -> dict[str, Any]:
-    """Drive every route of ``suite`` with the policy (torch on ``threads`` CPU threads, 0 = unchanged);
-    driving score, route completion, success (%), collisions."""
-    from drive_vla.closed_loop import DriveLoopConfig, run_episode
-    from drive_vla.control import make_controller
-    from drive_vla.eval.closed_loop_scoring import summarize_routes
-    from drive_vla.policy import DrivingPolicy
-    from drive_vla.sim.env import EmbeddedEnv
+    """Drive every route of ``suite`` with the policy (seed 0; torch on ``threads`` CPU threads, 0 = as now):
+    driving score, route completion, success (%), collisions and each route's score."""
+    import torch
 
-    policy = DrivingPolicy.from_pretrained(policy_dir)
-    h, w = policy.config.vision.image_hw
-    env = EmbeddedEnv(image_wh=(int(w), int(h)))
-    loop = DriveLoopConfig(max_time_s=suite.max_time_s, explain_every_s=0, save_frames_every_s=0, strip_every_s=0)
-    records, routes = [], []
-    try:
-        with torch_threads(threads):
-            for route in tqdm(suite.routes, desc=desc, unit="route"):
-                result = run_episode(
-                    env, policy, make_controller(controller), route.scenario, route.seed, loop, None, route.route_id
-                )
-                records.append(result.record)
-                routes.append({k: result.summary.get(k) for k in ("route_id", "driving_score", "done_reason")})
-    finally:
-        env.close()
-    total = summarize_routes(records, [r.route_id for r in suite.routes])
-    collisions = sum(v for k, v in total["infractions"].items() if k.startswith("collision"))
-    return {
-        "suite": suite.name,
-        "driving_score": total["driving_score"],
-        "route_completion": total["route_completion"],
-        "success_rate": total["success_rate"],
-        "collisions": int(collisions),
-        "routes": routes,
-    }
+    from drive_vla.suite_driving import drive_policy_on_suite
+
+    threads = threads or torch.get_num_threads()
+    return drive_policy_on_suite(policy_dir, suite, seed=0, threads=threads, controller=controller, progress=desc)

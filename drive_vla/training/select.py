@@ -40,23 +40,15 @@ def load_checkpoint(net: nn.Module, path: Path) -> None:
 
 
 def drive_score(policy_dir: Path, suite: str, max_routes: int, out: Path) -> float:
-    """Mean driving score of the policy at ``policy_dir`` over ``suite`` (``drive-vla drive``, seed 0, one
-    thread, in this process; torch's thread count and determinism flag are restored afterwards)."""
-    from drive_vla.cli.main import main
+    """Mean driving score of the policy at ``policy_dir`` over ``suite`` (seed 0, one thread: the scores of
+    `drive-vla drive --seed 0 --threads 1`); the run's scores go to ``out/drive_score.json``."""
+    from drive_vla.suite_driving import drive_policy_on_suite
+    from drive_vla.suites import load_suite
 
-    argv = ["drive", "--policy", str(policy_dir), "--suite", suite, "--seed", "0", "--threads", "1"]
-    argv += ["--out", str(out), "--no-report"] + (["--max-routes", str(max_routes)] if max_routes else [])
-    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    try:
-        rc = main(argv)
-    finally:
-        torch.set_num_threads(threads)
-        torch.use_deterministic_algorithms(deterministic)
-    report = out / "drive_report.json"
-    if rc != 0 or not report.is_file():
-        raise RuntimeError(f"checkpoint.export closed_loop: `drive-vla {' '.join(argv)}` failed (exit {rc})")
-    models = json.loads(report.read_text())["models"]
-    return float(next(iter(models.values()))["driving_score"])
+    result = drive_policy_on_suite(policy_dir, load_suite(suite), seed=0, threads=1, max_routes=max_routes or None)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "drive_score.json").write_text(json.dumps(result, indent=2) + "\n")
+    return float(result["driving_score"])
 
 
 def select_by_driving(

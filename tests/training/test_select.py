@@ -68,8 +68,8 @@ def test_closed_loop_export_drives_each_kept_checkpoint_and_exports_the_best(
     scores = selection["scores"]
     assert selection["chosen"] == max(sorted(scores), key=lambda n: (scores[n], n))
     for name in scores:  # each candidate was driven and its report kept
-        report = json.loads((tmp_path / "run" / "select" / name / "drive_report.json").read_text())
-        assert next(iter(report["models"].values()))["driving_score"] == pytest.approx(scores[name])
+        report = json.loads((tmp_path / "run" / "select" / name / "drive_score.json").read_text())
+        assert report["driving_score"] == pytest.approx(scores[name])
     chosen = torch.load(
         tmp_path / "run" / "checkpoints" / f"{selection['chosen']}.ckpt", map_location="cpu", weights_only=True
     )["state_dict"]
