@@ -13,6 +13,7 @@ VERBS: dict[str, tuple[str, str]] = {
     "train": ("train", "train a policy from a YAML recipe"),
     "eval": ("eval", "open-loop evaluation on a nuScenes-format dataset (L2, collision; ST-P3 and UniAD protocols)"),
     "drive": ("drive", "drive closed-loop in the embedded world or CARLA"),
+    "compare": ("compare", "compare planners of drive reports over the same routes, route by route (paired intervals)"),
     "explain": ("explain", "ask a policy what it is doing and why"),
     "serve": ("serve", "HTTP service for plans and explanations"),
     "demo": ("demo", "the whole mission on the embedded world, end to end"),
