@@ -18,10 +18,11 @@ from drive_vla.closed_loop import DriveLoopConfig, EpisodeResult, run_episode
 from drive_vla.suites import DriveSuite, RouteSpec
 
 
-def fix_torch(threads: int) -> None:
-    """Fixed torch CPU threads and deterministic kernels, so the same policy drives the same way twice."""
+def fix_torch(threads: int, name: str = "threads") -> None:
+    """Fixed torch CPU threads and deterministic kernels, so the same policy drives the same way twice
+    (``name``: the setting that gave ``threads``, for the error)."""
     if threads < 1:
-        raise ValueError(f"threads: got {threads}, expected >= 1")
+        raise ValueError(f"{name}: got {threads}, expected >= 1")
     import torch
 
     torch.set_num_threads(threads)

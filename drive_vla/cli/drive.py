@@ -197,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_quantize(args.quantize, "cpu", "--quantize")
     if args.policy:
-        fix_torch(args.threads)
+        fix_torch(args.threads, "--threads")
     suite = load_suite(args.suite)
     if args.controller_config is not None:
         from drive_vla.config import ConfigError, load_config

@@ -58,3 +58,8 @@ def test_scores_equal_the_drive_verb(tiny_vla, tmp_path):
     assert [r["driving_score"] for r in lib["routes"]] == [e["driving_score"] for e in cli["episodes"]]
     assert [r["done_reason"] for r in lib["routes"]] == [e["done_reason"] for e in cli["episodes"]]
     assert lib["seed"] == 3 and lib["threads"] == 1 and len(lib["routes"]) == 2
+
+
+def test_drive_names_the_threads_flag(tiny_vla, tmp_path):
+    with pytest.raises(ValueError, match="--threads: got 0, expected >= 1"):
+        main(["drive", "--policy", str(tiny_vla), "--suite", "select", "--out", str(tmp_path), "--threads", "0"])
