@@ -89,6 +89,9 @@ def _seed_metrics(model: dict[str, Any]) -> dict[str, Any]:
         "collisions_per_route": ci["collisions"]["mean"],
         "ci95": ci,
         "route_scores": {r["route_id"]: float(r["driving_score"]) for r in model.get("routes", [])},
+        # per route, for `drive-vla compare` of two benchmark runs
+        "route_completions": {r["route_id"]: float(r["route_completion"]) for r in model.get("routes", [])},
+        "route_collisions": {e["route_id"]: float(e.get("collisions") or 0) for e in model.get("episodes", [])},
     }
 
 

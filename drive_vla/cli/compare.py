@@ -12,7 +12,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "reports",
         nargs="+",
         metavar="REPORT",
-        help="drive_report.json files of `drive-vla drive` (or the --out folders holding them), same routes",
+        help="drive_report.json of `drive-vla drive` or bench_driving.json of `drive-vla bench driving` (seed "
+        "means per route), or the folders holding them; all over the same routes",
     )
     parser.add_argument(
         "--reference", default=None, help="planner every other one is compared with (default: the first)"
@@ -25,18 +26,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_planners(paths: list[str]) -> dict[str, dict]:
     """Label -> route -> metrics over every report; a label found in several reports gets its folder's name."""
-    from drive_vla.eval.compare import report_routes
+    from drive_vla.eval.compare import bench_routes, report_routes
 
     found = []
     for p in paths:
-        path = Path(p) / "drive_report.json" if Path(p).is_dir() else Path(p)
+        path = Path(p)
+        if path.is_dir():
+            path = (
+                path / "bench_driving.json" if (path / "bench_driving.json").is_file() else path / "drive_report.json"
+            )
         try:
             report = json.loads(path.read_text())
         except FileNotFoundError:
             raise ValueError(f"REPORT: {path} does not exist (expected a drive_report.json or its folder)") from None
         except json.JSONDecodeError as exc:
             raise ValueError(f"REPORT: {path} is not JSON ({exc})") from None
-        found += [(path, label, routes) for label, routes in report_routes(report, str(path)).items()]
+        read = bench_routes if isinstance(report, dict) and "planners" in report else report_routes
+        found += [(path, label, routes) for label, routes in read(report, str(path)).items()]
     labels = [label for _, label, _ in found]
     planners = {}
     for path, label, routes in found:
@@ -59,18 +65,20 @@ def run(args: argparse.Namespace) -> int:
     if reference not in planners:
         raise ValueError(f"--reference: got {reference!r}, expected one of {list(planners)}")
     rows = compare_planners(planners, reference, resamples=args.bootstrap_resamples)
-    table = [
-        {
+    table = []
+    for r in rows:
+        paired = "better" in r  # every row but the reference's
+        row = {
             "planner": r["planner"],
             "routes": r["routes"],
             "driving score": format_ci(r["driving_score"]),
-            f"DS minus {reference}": format_ci(r["driving_score minus reference"]) if "better" in r else "",
-            "better / worse / equal routes": f"{r['better']} / {r['worse']} / {r['equal']}" if "better" in r else "",
-            "collisions/route": format_ci(r["collisions"], 2),
-            f"collisions minus {reference}": format_ci(r["collisions minus reference"], 2) if "better" in r else "",
+            f"DS minus {reference}": format_ci(r["driving_score minus reference"]) if paired else "",
+            "better / worse / equal routes": f"{r['better']} / {r['worse']} / {r['equal']}" if paired else "",
         }
-        for r in rows
-    ]
+        if "collisions" in r:  # absent where a bench file kept no per-route collisions
+            row["collisions/route"] = format_ci(r["collisions"], 2)
+            row[f"collisions minus {reference}"] = format_ci(r["collisions minus reference"], 2) if paired else ""
+        table.append(row)
     print(f"paired comparison over {rows[0]['routes']} routes; means with 95% bootstrap intervals over routes")
     print(format_table(table))
     if args.json:

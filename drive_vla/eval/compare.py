@@ -26,8 +26,8 @@ def compare_planners(
     """One row per planner (in the given order), each compared with ``reference`` route by route.
 
     Args:
-        per_route: planner label -> route id -> {"driving_score", "route_completion", "collisions"}. Every
-            planner must hold the same routes.
+        per_route: planner label -> route id -> {"driving_score", and "route_completion", "collisions" where
+            known}. Every planner must hold the same routes; a metric missing anywhere is left out.
         reference: the label every other planner is compared with.
         resamples: bootstrap resamples of each interval.
 
@@ -50,15 +50,18 @@ def compare_planners(
                 f"{label}: its routes differ from {reference!r}'s (missing {missing[:5]}, extra {extra[:5]}); "
                 "a paired comparison needs the same routes"
             )
-    ref = {m: np.array([float(per_route[reference][r][m]) for r in routes]) for m in METRICS}
+    metrics = [m for m in METRICS if all(m in s[r] for s in per_route.values() for r in routes)]
+    if "driving_score" not in metrics:
+        raise ValueError("per_route: driving_score missing on some route, expected it for every planner and route")
+    ref = {m: np.array([float(per_route[reference][r][m]) for r in routes]) for m in metrics}
     rows = []
     for label, scores in per_route.items():
-        x = {m: np.array([float(scores[r][m]) for r in routes]) for m in METRICS}
+        x = {m: np.array([float(scores[r][m]) for r in routes]) for m in metrics}
         row: dict[str, Any] = {"planner": label, "routes": len(routes)}
-        for m in METRICS:
+        for m in metrics:
             row[m] = bootstrap_mean_ci(x[m], resamples=resamples)
         if label != reference:
-            for m in METRICS:
+            for m in metrics:
                 row[f"{m} minus reference"] = bootstrap_mean_ci(x[m] - ref[m], resamples=resamples)
             diff = x["driving_score"] - ref["driving_score"]
             row["better"], row["worse"] = int((diff > 1e-9).sum()), int((diff < -1e-9).sum())
@@ -86,4 +89,35 @@ def report_routes(report: Mapping[str, Any], source: str) -> dict[str, dict[str,
                     f"{source}: models.{label}.episodes[{i}]: {exc!r}, expected route_id and scores"
                 ) from None
         out[str(label)] = routes
+    return out
+
+
+BENCH_KEYS = {
+    "driving_score": "route_scores",
+    "route_completion": "route_completions",
+    "collisions": "route_collisions",
+}
+
+
+def bench_routes(bench: Mapping[str, Any], source: str) -> dict[str, dict[str, dict[str, float]]]:
+    """Planner -> route id -> metrics averaged over the training seeds, from `drive-vla bench driving`'s
+    ``bench_driving.json`` (a metric that a seed lacks per route, as in files written before collisions were
+    kept per route, is left out)."""
+    planners = bench.get("planners")
+    if not isinstance(planners, Mapping) or not planners:
+        raise ValueError(f"{source}: planners: got {type(planners).__name__}, expected the planners of a bench run")
+    out = {}
+    for label, planner in planners.items():
+        seeds = list((planner.get("per_seed") or {}).values()) if isinstance(planner, Mapping) else []
+        if not seeds or not all(isinstance(s, Mapping) and s.get("route_scores") for s in seeds):
+            raise ValueError(f"{source}: planners.{label}.per_seed: got no per-route scores, expected route_scores")
+        routes = sorted(set.intersection(*(set(s["route_scores"]) for s in seeds)))
+        out[str(label)] = {
+            r: {
+                m: float(np.mean([s[key][r] for s in seeds]))
+                for m, key in BENCH_KEYS.items()
+                if all(r in (s.get(key) or {}) for s in seeds)
+            }
+            for r in routes
+        }
     return out

@@ -72,6 +72,9 @@ def test_bench_driving_end_to_end(tmp_path, capsys):
         ci = p["per_seed"]["0"]["ci95"]["driving_score"]
         assert ci["low"] <= ci["mean"] <= ci["high"]
     assert planners["expert"]["spread"]["collisions_per_route"]["max"] == 0.0
+    for key in ("route_scores", "route_completions", "route_collisions"):  # per route, for `drive-vla compare`
+        assert len(planners["vla"]["per_seed"]["0"][key]) == 2
+    assert set(planners["expert"]["per_seed"]["0"]["route_collisions"].values()) == {0.0}
     rows = json.loads((tmp_path / "rows.json").read_text())["rows"]
     assert [r["planner"] for r in rows] == list(planners)
     assert "DS 95% CI per seed" in capsys.readouterr().out

@@ -95,3 +95,36 @@ def test_cli_refuses_a_missing_report_and_a_report_without_episodes(tmp_path):
     (tmp_path / "bad" / "drive_report.json").write_text(json.dumps({"models": {"vla": {"episodes": []}}}))
     with pytest.raises(ValueError, match=r"models.vla.episodes: got none"):
         main(["compare", str(tmp_path / "bad")])
+
+
+def _bench(path, seeds, collisions=True):
+    """A bench_driving.json with one planner 'vla' whose seeds hold the given per-route scores."""
+    per_seed = {}
+    for k, scores in enumerate(seeds):
+        entry = {"route_scores": {f"r{i}": s for i, s in enumerate(scores)}}
+        if collisions:
+            entry["route_collisions"] = {f"r{i}": float(s < 50) for i, s in enumerate(scores)}
+        per_seed[str(k)] = entry
+    path.mkdir(parents=True, exist_ok=True)
+    path.joinpath("bench_driving.json").write_text(json.dumps({"planners": {"vla": {"per_seed": per_seed}}}))
+    return path
+
+
+def test_bench_runs_compare_by_their_seed_means_per_route(tmp_path, capsys):
+    old = _bench(tmp_path / "v5", [[100.0, 40.0], [80.0, 60.0]])  # seed means 90, 50
+    new = _bench(tmp_path / "v6", [[70.0, 40.0], [70.0, 40.0]], collisions=False)  # 70, 40
+    out = tmp_path / "cmp.json"
+    assert main(["compare", str(old), str(new), "--json", str(out), "--bootstrap-resamples", "100"]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["planner"] for r in rows] == ["v5/vla", "v6/vla"]
+    assert rows[0]["driving_score"]["mean"] == pytest.approx(70.0)
+    assert rows[1]["driving_score minus reference"]["mean"] == pytest.approx(-15.0)
+    assert "collisions" not in rows[1] and (rows[1]["better"], rows[1]["worse"]) == (0, 2)
+    assert "collisions/route" not in capsys.readouterr().out  # v6 kept no per-route collisions
+
+
+def test_bench_file_without_per_route_scores_is_refused(tmp_path):
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "bench_driving.json").write_text(json.dumps({"planners": {"vla": {"per_seed": {"0": {}}}}}))
+    with pytest.raises(ValueError, match=r"planners.vla.per_seed: got no per-route scores"):
+        main(["compare", str(tmp_path / "b")])
