@@ -100,11 +100,11 @@ def drive_policy_on_suite(
     loop = DriveLoopConfig(
         max_time_s=suite.max_time_s, seed=seed, explain_every_s=0, save_frames_every_s=0, strip_every_s=0
     )
-    bar = tqdm(total=len(routes), desc=progress, unit="route", disable=progress is None)
     with fixed_torch(threads):
         policy = DrivingPolicy.from_pretrained(policy_dir)
         h, w = policy.config.vision.image_hw
         env = EmbeddedEnv(image_wh=(int(w), int(h)))
+        bar = tqdm(total=len(routes), desc=progress, unit="route", disable=progress is None)
         try:
             results = drive_routes(
                 env, policy, make_controller(controller), routes, loop, on_route=lambda *_: bar.update(1)
@@ -120,7 +120,7 @@ def drive_policy_on_suite(
         "driving_score": total["driving_score"],
         "route_completion": total["route_completion"],
         "success_rate": total["success_rate"],
-        "collisions": int(sum(v for k, v in total["infractions"].items() if k.startswith("collision"))),
+        "collisions": total["collisions"],
         "routes": [
             {
                 "route_id": route.route_id,

@@ -271,7 +271,7 @@ def run(args: argparse.Namespace) -> int:
                 "driving_score": total["driving_score"],
                 "route_completion": total["route_completion"],
                 "success_rate": total["success_rate"],
-                "collisions": sum(total["infractions"][k] for k in total["infractions"] if k.startswith("collision")),
+                "collisions": total["collisions"],
                 "mean_speed_mps": total["mean_speed_mps"],
                 "comfort_pct": total["comfort_pct"],
                 "env_steps_per_s": sum(steps_per_s) / len(steps_per_s) if steps_per_s else None,

@@ -140,8 +140,8 @@ def summarize_routes(records: Sequence[RouteRecord], expected_route_ids: Sequenc
 
     Returns:
         driving_score, route_completion, success_rate (means over all routes, %), infraction_penalty
-        (mean over routes that ran and did not fail), counts of routes, infractions per kind and per km
-        (when distances are known), mean speed and comfort (means over routes that report them), and the
+        (mean over routes that ran and did not fail), counts of routes, infractions per kind (and all
+        collisions summed) and per km (when distances are known), mean speed and comfort (means over routes that report them), and the
         per-route scores.
     """
     ids = [r.route_id for r in records]
@@ -174,6 +174,7 @@ def summarize_routes(records: Sequence[RouteRecord], expected_route_ids: Sequenc
         "num_missing": len(missing),
         "missing_routes": missing,
         "infractions": counts,
+        "collisions": sum(v for k, v in counts.items() if k.startswith("collision")),
         "infractions_per_km": {k: v / km for k, v in counts.items()} if km > 0 else None,
         "mean_speed_mps": float(np.mean(speeds)) if speeds else None,
         "comfort_pct": float(np.mean(comfort)) if comfort else None,

@@ -1,4 +1,5 @@
-"""Checkpoints: atomic writes, the periodic/last checkpoint callback, and the resume compatibility check."""
+"""Checkpoints: atomic writes, the periodic/last checkpoint callback, the resume compatibility check, and
+loading a checkpoint's network weights."""
 
 from __future__ import annotations
 
@@ -114,6 +115,11 @@ class StepCheckpoint(L.Callback):
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.global_step > 0:
             self._save(trainer)
+
+
+def load_model_state(net: torch.nn.Module, state: dict[str, Any]) -> None:
+    """The network weights of a LightningModule state dict (its ``model.``-prefixed keys) into ``net``."""
+    net.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
 
 
 class IncompatibleCheckpointError(ValueError):

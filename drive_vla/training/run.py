@@ -16,7 +16,13 @@ import torch
 from drive_vla.config import ConfigError, save_config, to_dict
 from drive_vla.data.datamodule import DriveDataModule, evenly_spaced
 from drive_vla.training.adapt import apply_lora, enable_gradient_checkpointing, freeze_modules, merge_lora
-from drive_vla.training.checkpoint import AtomicCheckpointIO, StepCheckpoint, check_compatible, remove_stale_tmp
+from drive_vla.training.checkpoint import (
+    AtomicCheckpointIO,
+    StepCheckpoint,
+    check_compatible,
+    load_model_state,
+    remove_stale_tmp,
+)
 from drive_vla.training.config import TrainConfig, check_precision_for_device, resolve_path
 from drive_vla.training.labels import check_required_labels
 from drive_vla.training.models import ResolvedModel, build_policy, network_of, resolve_model
@@ -300,13 +306,11 @@ def train(
             if cfg.lora.enabled:
                 apply_lora(net, cfg.lora)
         if state is not None:
-            net.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+            load_model_state(net, state)
         merge_lora(net)
         net.to("cpu")
         selection = None
-        if cfg.checkpoint.export == "closed_loop":
-            if sharded:
-                raise TrainSetupError("checkpoint.export: 'closed_loop' is not supported with an FSDP strategy")
+        if cfg.checkpoint.export == "closed_loop":  # TrainConfig refuses it with LoRA or FSDP
             from drive_vla.training.select import select_by_driving
 
             selection = select_by_driving(net, policy, ckpt_dir, run_dir, cfg.checkpoint)

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from drive_vla.training.checkpoint import load_model_state
 from drive_vla.training.config import CheckpointConfig
 
 STEP_CKPT = re.compile(r"step-(\d+)\.ckpt$")
@@ -39,9 +40,8 @@ def candidates(ckpt_dir: Path, from_step: int) -> list[tuple[int, Path]]:
 
 
 def load_checkpoint(net: nn.Module, path: Path) -> None:
-    """The model weights of a Lightning checkpoint (``model.``-prefixed keys) into ``net``."""
-    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
-    net.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+    """The network weights of the Lightning checkpoint at ``path`` into ``net``."""
+    load_model_state(net, torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
 
 
 def drive_score(policy_dir: Path, suite: str, max_routes: int, out: Path) -> float:

@@ -68,6 +68,7 @@ def test_driving_score_counts_failed_and_missing_routes_as_zero():
     assert (out["num_routes"], out["num_failed"], out["num_missing"]) == (4, 1, 1)
     assert out["missing_routes"] == ["r4"]
     assert out["infractions"]["collision_vehicle"] == 1
+    assert out["collisions"] == 1
     assert out["infractions_per_km"]["collision_vehicle"] == pytest.approx(1 / 1.5)
     assert out["mean_speed_mps"] == 6.0 and out["comfort_pct"] == 90.0
     with pytest.raises(ValueError, match="duplicate"):
