@@ -9,6 +9,7 @@ Run folder::
     round_<r>/data/           round r's on-policy scenes (r >= 1), nuScenes format with expert labels and plans
     round_<r>/train/          the round's training run (checkpoints, logs, policy/)
     round_<r>/round_done.json written last: the round's record; a round folder without it is redone
+    policy/                   a copy of the last round's policy, so every recipe's run exports to <out>/policy
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ def run_dagger(cfg: TrainConfig, out_dir: str | Path) -> DaggerResult:
             record = {"round": r, **steps.collect_round(cfg, dataset_cfg, r, prev_policy, rd / "data")}
             record["total_samples"] = records[-1]["total_samples"] + record["samples_added"]
             roots = [round_dir(run_dir, k) / "data" for k in range(1, r + 1)]
-            stage = steps.finetune_config(cfg, initial_root, prev_policy, roots)
+            stage = steps.round_config(cfg, initial_root, prev_policy, roots)
         t1 = time.perf_counter()
         result = train(stage, rd / "train")
         t2 = time.perf_counter()
@@ -166,7 +167,17 @@ def run_dagger(cfg: TrainConfig, out_dir: str | Path) -> DaggerResult:
         records.append(record)
         _write_json(run_dir / METRICS_FILE, {"suite": suite.name, "rounds": records})
         print(format_round(record), flush=True)
-    return DaggerResult(run_dir, round_dir(run_dir, d.rounds) / "train" / "policy", records)
+    return DaggerResult(run_dir, _publish(round_dir(run_dir, d.rounds) / "train" / "policy", run_dir), records)
+
+
+def _publish(policy_dir: Path, run_dir: Path) -> Path:
+    """Copy the final round's policy to ``<run_dir>/policy`` (written aside, then swapped in)."""
+    final, tmp = run_dir / "policy", run_dir / "policy.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(policy_dir, tmp)
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    return final
 
 
 def replace_dagger(cfg: TrainConfig, dataroot: str | None = None) -> TrainConfig:

@@ -12,7 +12,9 @@ class DaggerConfig:
     Round r >= 1 rolls out round r-1's policy on training-range seeds, the expert driving each keyframe
     interval with probability ``beta0 * decay**r``; every visited keyframe is labelled by the expert
     (its control, meta-action, explanation, and the 3 s it would drive from there); the scenes of all
-    rounds so far are added to the training data and the policy is fine-tuned from round r-1's weights.
+    rounds so far are added to the training data and the policy is fine-tuned from round r-1's weights
+    (``retrain: finetune``) or trained anew with the base recipe's whole schedule on the aggregate, as in
+    Ross et al.'s DAgger (``retrain: scratch``).
 
     Attributes:
         rounds: DAgger rounds after round 0 (0 = plain one-stage training, this section unused).
@@ -30,6 +32,9 @@ class DaggerConfig:
         decay: per-round factor on the expert share.
         seed: seeds the rollout scenarios and the expert/policy draws (with the round number).
         scenario_types: scenario names of the rollouts ([] = all, balanced).
+        retrain: how a round learns from the aggregate: "finetune" (round r-1's weights, ``finetune_*``
+            below) or "scratch" (the recipe's own initialisation, epochs and learning rate; the
+            ``finetune_*`` settings are unused).
         finetune_epochs: epochs of each round's fine-tuning.
         finetune_lr: peak learning rate of the fine-tuning (0 = ``optim.lr``).
         finetune_warmup_steps: warmup of the fine-tuning, optimiser steps.
@@ -53,6 +58,7 @@ class DaggerConfig:
     decay: float = 0.5
     seed: int = 1
     scenario_types: list[str] = field(default_factory=list)
+    retrain: str = "finetune"
     finetune_epochs: int = 2
     finetune_lr: float = 0.0
     finetune_warmup_steps: int = 10
@@ -75,6 +81,8 @@ class DaggerConfig:
             raise ValueError(f"dagger.max_off_route_m: got {self.max_off_route_m!r}, expected > 0 metres")
         if self.finetune_lr < 0:
             raise ValueError(f"dagger.finetune_lr: got {self.finetune_lr!r}, expected >= 0 (0 = optim.lr)")
+        if self.retrain not in ("finetune", "scratch"):
+            raise ValueError(f"dagger.retrain: got {self.retrain!r}, expected 'finetune' or 'scratch'")
         if self.controller not in ("pid", "tokens"):
             raise ValueError(f"dagger.controller: got {self.controller!r}, expected 'pid' or 'tokens'")
         if not self.suite:

@@ -130,15 +130,19 @@ def collect_round(
     }
 
 
-def finetune_config(cfg: TrainConfig, initial_root: str, policy_dir: Path, round_roots: list[Path]) -> TrainConfig:
-    """The recipe of a fine-tuning round: from ``policy_dir``'s weights on the initial data plus every round's scenes."""
+def round_config(cfg: TrainConfig, initial_root: str, policy_dir: Path, round_roots: list[Path]) -> TrainConfig:
+    """The recipe of a later round, on the initial data plus every round's scenes: fine-tuned from
+    ``policy_dir``'s weights (``dagger.retrain: finetune``) or the base recipe trained anew (``scratch``)."""
     d = cfg.dagger
     extra = [*cfg.data.extra_train, *(DataSource(str(p), cfg.data.version, "train") for p in round_roots)]
+    data = replace(cfg.data, dataroot=initial_root, extra_train=extra)
+    if d.retrain == "scratch":
+        return replace(cfg, data=data, dagger=DaggerConfig())
     return replace(
         cfg,
         init_from=str(policy_dir),
         model=ModelRef(kind=cfg.model.kind),
-        data=replace(cfg.data, dataroot=initial_root, extra_train=extra),
+        data=data,
         trainer=replace(cfg.trainer, max_epochs=d.finetune_epochs),
         optim=replace(cfg.optim, lr=d.finetune_lr or cfg.optim.lr, warmup_steps=d.finetune_warmup_steps),
         dagger=DaggerConfig(),

@@ -29,6 +29,7 @@ def test_recipe_names_a_held_out_suite_and_a_decaying_beta():
         ("dagger.beta0=1.5", "dagger.beta0: got 1.5, expected a probability"),
         ("dagger.episodes_per_round=0", "dagger.episodes_per_round: got 0, expected an integer >= 1"),
         ("dagger.controller=mpc", "dagger.controller: got 'mpc'"),
+        ("dagger.retrain=warm", "dagger.retrain: got 'warm', expected 'finetune' or 'scratch'"),
         ("data.extra_train=[{version: v1.0-x}]", r"data.extra_train\[\].dataroot: got ''"),
     ],
 )
@@ -97,7 +98,8 @@ def test_resume_after_a_completed_round_redoes_only_the_interrupted_one(monkeypa
     assert [r["round"] for r in metrics["rounds"]] == [0, 1, 2]
     assert [r["total_samples"] for r in metrics["rounds"]] == [100, 110, 120]
     assert metrics["rounds"][2]["beta"] == pytest.approx(0.25)
-    assert result.policy_dir == out / "round_2" / "train" / "policy"
+    assert result.policy_dir == out / "policy"  # every recipe's run exports to <out>/policy
+    assert (out / "policy" / "weights").read_text() == (out / "round_2" / "train" / "policy" / "weights").read_text()
 
     with pytest.raises(TrainSetupError, match=r"another recipe \(dagger.seed: 1 -> 7\)"):
         dagger.run_dagger(load_train_config(RECIPE, ["dagger.rounds=3", "dagger.seed=7"]), out)
@@ -106,11 +108,21 @@ def test_resume_after_a_completed_round_redoes_only_the_interrupted_one(monkeypa
 def test_finetune_stage_starts_from_the_previous_policy_on_all_rounds_data(tmp_path):
     cfg = load_train_config(RECIPE)
     roots = [tmp_path / "round_1" / "data", tmp_path / "round_2" / "data"]
-    stage = dagger.steps.finetune_config(cfg, "/data/initial", tmp_path / "round_1" / "train" / "policy", roots)
+    stage = dagger.steps.round_config(cfg, "/data/initial", tmp_path / "round_1" / "train" / "policy", roots)
     assert stage.init_from.endswith("round_1/train/policy") and not stage.model.path
     assert [s.dataroot for s in stage.data.extra_train] == [str(r) for r in roots]
     assert stage.data.dataroot == "/data/initial" and stage.trainer.max_epochs == cfg.dagger.finetune_epochs
     assert stage.optim.lr == cfg.dagger.finetune_lr and stage.dagger.rounds == 0
+
+
+def test_scratch_stage_is_the_base_recipe_on_all_rounds_data(tmp_path):
+    cfg = load_train_config(RECIPE, ["dagger.retrain=scratch"])
+    roots = [tmp_path / "round_1" / "data"]
+    stage = dagger.steps.round_config(cfg, "/data/initial", tmp_path / "round_1" / "train" / "policy", roots)
+    assert not stage.init_from and stage.model == cfg.model  # the recipe's own initialisation
+    assert [s.dataroot for s in stage.data.extra_train] == [str(r) for r in roots]
+    assert stage.trainer == cfg.trainer and stage.optim == cfg.optim and stage.seed == cfg.seed
+    assert stage.dagger.rounds == 0
 
 
 def test_rollout_seeds_stay_outside_held_out_seeds():
