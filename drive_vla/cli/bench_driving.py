@@ -38,6 +38,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--obstacle-scenes", type=float, default=None, help="`data make-embedded --obstacle-scenes` of the made dataset"
     )
+    parser.add_argument(
+        "--data-set",
+        dest="data_overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="`data make-embedded --set` of the made dataset, e.g. world.expert.max_cruise_mps=20",
+    )
     parser.add_argument("--workers", type=int, default=2, help="processes for dataset generation")
     parser.add_argument("--epochs", type=int, default=None, help="policy training epochs (default: the recipe's)")
     parser.add_argument("--mlp-epochs", type=int, default=None, help="ego-MLP training epochs (default: its recipe's)")
@@ -206,6 +214,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             make += ["--keyframes", str(args.keyframes)]
         if args.obstacle_scenes is not None:
             make += ["--obstacle-scenes", str(args.obstacle_scenes)]
+        for o in args.data_overrides:
+            make += ["--set", o]
         stage(f"make an embedded dataset ({args.scenes} scenes)", make, "data.log", data / "v1.0-embedded")
         cache = out / "cache"  # decoded images shared by the seeds' training runs
     else:

@@ -38,6 +38,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="range of the standing car's gap ahead of the ego's front bumper, metres (default: the sim config's, 4 50)",
     )
+    make.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="recording setting (drive_vla.sim.config.DatasetConfig, dotted), e.g. world.expert.max_cruise_mps=20; "
+        "the flags above take precedence",
+    )
 
     insp = sub.add_parser("inspect", help="print counts and draw one sample (cameras with GT path and boxes, BEV)")
     insp.add_argument("--dataroot", required=True, help="folder holding <version>/, samples/ and can_bus/")
@@ -57,6 +66,7 @@ def _make_embedded(args: argparse.Namespace) -> int:
         print(f"--scenes: got {args.scenes}, expected >= 1", file=sys.stderr)
         return 2
     try:
+        from drive_vla.config import load_config
         from drive_vla.sim.config import DatasetConfig
         from drive_vla.sim.dataset import make_embedded
     except ImportError as exc:
@@ -67,14 +77,16 @@ def _make_embedded(args: argparse.Namespace) -> int:
         print(f"  scene {done}/{total}", flush=True)
 
     try:
-        settings = {} if args.keyframes is None else {"keyframes_per_scene": args.keyframes}
+        overrides = list(args.overrides)
+        if args.keyframes is not None:
+            overrides.append(f"keyframes_per_scene={args.keyframes}")
         if args.obstacle_scenes is not None:
-            settings["obstacle_scene_fraction"] = args.obstacle_scenes
+            overrides.append(f"obstacle_scene_fraction={args.obstacle_scenes}")
         if args.obstacle_gap is not None:
-            settings["obstacle_gap_m"] = tuple(args.obstacle_gap)
+            overrides.append(f"obstacle_gap_m=[{args.obstacle_gap[0]}, {args.obstacle_gap[1]}]")
         if args.val_fraction is not None:
-            settings["val_fraction"] = args.val_fraction
-        config = DatasetConfig(**settings) if settings else None
+            overrides.append(f"val_fraction={args.val_fraction}")
+        config = load_config(DatasetConfig, overrides=overrides) if overrides else None
         summary = make_embedded(
             Path(args.out),
             args.scenes,

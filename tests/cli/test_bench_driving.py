@@ -86,3 +86,13 @@ def test_bench_driving_end_to_end(tmp_path, capsys):
     assert "seed_mean" in planners["vla"] and "minus_reference" in planners["vla"]
     again = json.loads((out / "bench_driving.json").read_text())["planners"]
     assert again["vla"]["spread"] == planners["vla"]["spread"]
+
+
+def test_data_set_reaches_make_embedded_and_a_bad_key_stops_the_bench(tmp_path, capsys):
+    out = tmp_path / "bench"
+    argv = ["bench", "driving", "--out", str(out), "--scenes", "1", "--keyframes", "2", "--workers", "1"]
+    with pytest.raises(SystemExit) as exc:
+        main([*argv, "--seeds", "0", "--data-set", "world.expert.max_cruse_mps=20"])
+    assert "make-embedded" in str(exc.value.code) and "--set world.expert.max_cruse_mps=20" in str(exc.value.code)
+    assert "world.expert.max_cruse_mps: unknown key" in (out / "logs" / "data.log").read_text()
+    assert not (out / "seed0").exists()

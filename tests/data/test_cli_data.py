@@ -109,3 +109,24 @@ def test_make_embedded_obstacle_gap_flag(tmp_path, capsys):
     assert main([*args, "--out", str(tmp_path / "b"), "--obstacle-gap", "20", "4"]) == 2
     err = capsys.readouterr().err
     assert "dataset.obstacle_gap_m: got (20.0, 4.0), expected [low, high] metres with 0 < low <= high" in err
+
+
+def test_make_embedded_set_reaches_the_recording_config(tmp_path, capsys, monkeypatch):
+    import drive_vla.sim.dataset as dataset
+
+    seen = {}
+
+    def fake_make(out, scenes, seed, **kw):
+        seen["config"] = kw["config"]
+        return {"scenes": scenes, "samples": 0, "splits": {}}
+
+    monkeypatch.setattr(dataset, "make_embedded", fake_make)
+    args = ["data", "make-embedded", "--out", str(tmp_path / "a"), "--scenes", "2", "--keyframes", "3"]
+    assert main([*args, "--set", "world.expert.max_cruise_mps=20", "--set", "keyframes_per_scene=9"]) == 0
+    cfg = seen["config"]
+    assert cfg.world.expert.max_cruise_mps == 20.0 and cfg.keyframes_per_scene == 3  # the flag wins
+    assert cfg.world.expert.perception_range_m == 50.0  # the rest of the teacher's world is kept
+    assert main([*args, "--set", "world.expert.max_cruse_mps=20"]) == 2
+    assert "max_cruse_mps" in capsys.readouterr().err
+    assert main([*args, "--set", "world.expert.max_cruise_mps=-1"]) == 2
+    assert "expert.max_cruise_mps: got -1" in capsys.readouterr().err
