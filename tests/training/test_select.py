@@ -25,20 +25,22 @@ def test_closed_loop_export_needs_kept_steps_and_a_training_range_suite():
     CheckpointConfig(export="closed_loop", keep_steps=True)  # the 'select' suite by default
 
 
-def test_closed_loop_export_refuses_lora_and_fsdp(train_configs, tiny_overrides, tiny_model_overrides):
-    with pytest.raises(ValueError, match="checkpoint.export: got 'closed_loop' with lora.enabled=True"):
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("lora.enabled=true", "checkpoint.export: got 'closed_loop' with lora.enabled=True"),
+        ("trainer.strategy=fsdp", "checkpoint.export: got 'closed_loop' with .* trainer.strategy='fsdp'"),
+    ],
+)
+def test_closed_loop_export_refuses_lora_and_fsdp(
+    override, message, train_configs, tiny_overrides, tiny_model_overrides
+):
+    with pytest.raises(ValueError, match=message):
         load_train_config(
             train_configs / "embedded_tiny.yaml",
             tiny_overrides
             + tiny_model_overrides
-            + ["checkpoint.keep_steps=true", "checkpoint.export=closed_loop", "lora.enabled=true"],
-        )
-    with pytest.raises(ValueError, match="checkpoint.export: got 'closed_loop' with .* trainer.strategy='fsdp'"):
-        load_train_config(
-            train_configs / "embedded_tiny.yaml",
-            tiny_overrides
-            + tiny_model_overrides
-            + ["checkpoint.keep_steps=true", "checkpoint.export=closed_loop", "trainer.strategy=fsdp"],
+            + ["checkpoint.keep_steps=true", "checkpoint.export=closed_loop", override],
         )
 
 
