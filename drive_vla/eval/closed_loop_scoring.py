@@ -141,8 +141,8 @@ def summarize_routes(records: Sequence[RouteRecord], expected_route_ids: Sequenc
     Returns:
         driving_score, route_completion, success_rate (means over all routes, %), infraction_penalty
         (mean over routes that ran and did not fail), counts of routes, infractions per kind (and all
-        collisions summed) and per km (when distances are known), mean speed and comfort (means over routes that report them), and the
-        per-route scores.
+        collisions summed) and per km (when distances are known), mean speed and comfort (means over
+        routes that report them), and the per-route scores.
     """
     ids = [r.route_id for r in records]
     if len(set(ids)) != len(ids):
