@@ -22,6 +22,21 @@ from drive_vla.types import CAMERA_NAMES, Command, EgoState, Observation
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", default="configs/model/tiny.yaml", help="model config YAML")
+    parser.add_argument(
+        "--policy",
+        default=None,
+        metavar="DIR",
+        help="time a saved (trained) DrivingPolicy instead of building --config with random weights",
+    )
+    parser.add_argument(
+        "--dataroot",
+        default=None,
+        help="feed the first --samples keyframes of this nuScenes-format dataset's --split instead of random "
+        "images (with a trained --policy, tokens per plan are then what it generates on real frames)",
+    )
+    parser.add_argument("--version", default="v1.0-embedded", help="dataset version folder (with --dataroot)")
+    parser.add_argument("--split", default="val", help="split name (with --dataroot)")
+    parser.add_argument("--samples", type=int, default=20, help="keyframes cycled through (with --dataroot)")
     parser.add_argument("--override", action="append", default=[], help="config override KEY=VALUE (repeatable)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     parser.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32")
@@ -99,6 +114,28 @@ def synthetic_observation(rng: np.random.Generator, hw: tuple[int, int]) -> Obse
     )
 
 
+def _label(args: argparse.Namespace) -> str:
+    """What was timed: the saved policy's folder, or the config file's name."""
+    if getattr(args, "policy", None):
+        return f"policy:{str(args.policy).rstrip('/')}"
+    return args.config.rsplit("/", 1)[-1]
+
+
+def _observations(args: argparse.Namespace, hw: tuple[int, int]) -> list[Observation]:
+    """The observations one mode is timed on: one random frame, or the first ``--samples`` keyframes of
+    ``--dataroot``'s ``--split`` at size ``hw`` (cycled through by the timed calls)."""
+    if not getattr(args, "dataroot", None):
+        return [synthetic_observation(np.random.default_rng(0), hw)]
+    from drive_vla.data.reader import NuScenesReader
+
+    if args.samples < 1:
+        raise ValueError(f"--samples: got {args.samples}, expected at least 1 keyframe")
+    reader = NuScenesReader(args.dataroot, args.version, split=args.split, image_hw=hw)
+    if len(reader) == 0:
+        raise ValueError(f"--split: {args.split!r} of {args.dataroot}/{args.version} holds no keyframes")
+    return [reader[i].observation for i in range(min(args.samples, len(reader)))]
+
+
 def _memory_mb(device: torch.device) -> tuple[str, float]:
     if device.type == "cuda":
         return "cuda_max_allocated", torch.cuda.max_memory_allocated(device) / 2**20
@@ -138,6 +175,9 @@ def run(args: argparse.Namespace) -> list[dict]:
     if getattr(args, "sweep", False):
         from drive_vla.model.cost_curve import run as run_sweep
 
+        if getattr(args, "policy", None):
+            raise ValueError("--policy: not with --sweep, which builds each point's config with random weights")
+
         return run_sweep(args)
     check_device(args.device, args.dtype)
     check_quantize(args.quantize, args.device, "--quantize")
@@ -152,22 +192,28 @@ def run(args: argparse.Namespace) -> list[dict]:
     overrides.append(f"dtype={'bfloat16' if args.dtype == 'bf16' else 'float32'}")
     if getattr(args, "compile", "none") in ("lm", "all"):
         overrides.append("lean_decoding=false")  # the compiled forward is Hugging Face's: the lean one bypasses it
-    cfg = load_config(ModelConfig, args.config, overrides)
     device = torch.device(args.device)
     t0 = time.perf_counter()
-    # No data here: a "corpus" text tokenizer is fitted to the fixed prompt and label texts only.
-    policy = DrivingPolicy.build(cfg, fit_texts=[]).to(device)
-    quantize_model(policy.model, args.quantize)
+    if getattr(args, "policy", None):
+        bad = [f for f, on in (("--override", args.override), ("--random-init", args.random_init)) if on]
+        if args.dtype != "fp32":
+            bad.append("--dtype")
+        if bad:
+            raise ValueError(f"{bad[0]}: not with --policy, which times the saved policy as it was trained")
+        policy = DrivingPolicy.from_pretrained(args.policy, device=device, quantize=args.quantize)
+        cfg = policy.config
+    else:
+        cfg = load_config(ModelConfig, args.config, overrides)
+        # No data here: a "corpus" text tokenizer is fitted to the fixed prompt and label texts only.
+        policy = DrivingPolicy.build(cfg, fit_texts=[]).to(device)
+        quantize_model(policy.model, args.quantize)
     compile_target = getattr(args, "compile", "none")
     compile_parts(policy, compile_target)
     build_s = time.perf_counter() - t0
     counts = policy.model.num_parameters()
-    rng = np.random.default_rng(0)
     model_hw = tuple(int(v) for v in cfg.vision.image_hw)
     hw = model_hw if args.input_size is None else (args.input_size[1], args.input_size[0])
-    inputs = {model_hw: synthetic_observation(rng, model_hw)}
-    if hw != model_hw:
-        inputs[hw] = synthetic_observation(rng, hw)
+    inputs = {size: _observations(args, size) for size in dict.fromkeys([model_hw, hw])}
     runs = [(m.strip(), False) for m in args.modes.split(",") if m.strip()]
     if args.explain:
         runs.append(("tokens", True))
@@ -185,30 +231,32 @@ def run(args: argparse.Namespace) -> list[dict]:
                 torch.cuda.synchronize(device)
 
         t_warm = time.perf_counter()
-        for _ in range(max(args.warmup, 1 if compile_target != "none" else 0)):
+        for k in range(max(args.warmup, 1 if compile_target != "none" else 0)):
             for obs in inputs.values():
-                call(obs)
+                call(obs[k % len(obs)])
         warmup_s = time.perf_counter() - t_warm
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         times: dict[tuple[int, int], list[float]] = {size: [] for size in inputs}
-        for _ in range(args.repeats):
+        generated: dict[tuple[int, int], list[int]] = {size: [] for size in inputs}
+        for k in range(args.repeats):
             for size, obs in inputs.items():  # interleaved: a busy moment of the machine hits both sizes
                 t = time.perf_counter()
-                call(obs)
+                call(obs[k % len(obs)])
                 times[size].append(1e3 * (time.perf_counter() - t))
+                generated[size].append(int(policy.model.last_decode_stats.get("generated_tokens", [0])[0]))
         model_p50 = percentile(times[model_hw], 50)
         for size, obs in inputs.items():
             stages = {}
             if not explain:
-                plan = policy.predict(obs)
+                plan = policy.predict(obs[0])
                 stages = {f"{k}_ms": round(v, 2) for k, v in plan.timings_ms.items() if k != "total"}
             stats = policy.model.last_decode_stats
             mem_kind, mem_mb = _memory_mb(device)
             p50 = percentile(times[size], 50)
             rows.append(
                 {
-                    "config": args.config.rsplit("/", 1)[-1],
+                    "config": _label(args),
                     "mode": mode + ("+explain" if explain else ""),
                     "input_size": f"{size[1]}x{size[0]}",
                     "device": str(device),
@@ -222,7 +270,8 @@ def run(args: argparse.Namespace) -> list[dict]:
                     "params_head_k": counts["planner_head"] / 1e3,
                     "visual_tokens": policy.model.vision.num_tokens,
                     "prompt_tokens": stats.get("prompt_tokens", [0])[0],
-                    "generated_tokens": stats.get("generated_tokens", [0])[0],
+                    "generated_tokens": float(np.mean(generated[size])),
+                    "generated_tokens_max": max(generated[size]),
                     "lm_forward_passes": stats.get("forward_passes", 0),
                     "p50_ms": p50,
                     "p90_ms": percentile(times[size], 90),

@@ -73,3 +73,32 @@ def test_compile_targets_wrap_the_parts_the_policy_calls(tiny_config):
     assert policy.model.lm.get_decoder().forward is not original  # reached through get_decoder(), as generation does
     with pytest.raises(ValueError, match="--compile: got 'jit'"):
         bench.compile_parts(policy, "jit")
+
+
+def test_bench_policy_times_a_saved_policy_on_dataset_keyframes(tiny_config, tmp_path):
+    """A trained policy is timed as saved, on real keyframes cycled through; tokens per plan are averaged."""
+    import pytest
+    from nuscenes_factory import write_synthetic_dataset
+
+    from drive_vla.policy import DrivingPolicy
+
+    write_synthetic_dataset(tmp_path / "data", scenes=2, n_keyframes=4, version="v1.0-synthetic")
+    policy_dir = DrivingPolicy.build(tiny_config()).save_pretrained(tmp_path / "p")
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    base = ["--policy", str(policy_dir), "--repeats", "3", "--warmup", "0"]
+    data = ["--dataroot", str(tmp_path / "data"), "--version", "v1.0-synthetic", "--samples", "3"]
+    rows = bench.run(parser.parse_args(base + data))
+    assert [r["mode"] for r in rows] == ["tokens", "head"]
+    tokens, head = rows
+    assert tokens["config"] == f"policy:{policy_dir}"
+    assert tokens["generated_tokens"] == tokens["generated_tokens_max"] == 12 + 3  # uniform bins: a fixed count
+    assert head["generated_tokens"] == 0 and tokens["p50_ms"] > 0
+    with pytest.raises(ValueError, match="--override: not with --policy"):
+        bench.run(parser.parse_args(base + ["--override", "output_mode=head"]))
+    with pytest.raises(ValueError, match="--dtype: not with --policy"):
+        bench.run(parser.parse_args(base + ["--dtype", "bf16"]))
+    with pytest.raises(ValueError, match="--policy: not with --sweep"):
+        bench.run(parser.parse_args(base + ["--sweep"]))
+    with pytest.raises(ValueError, match=r"split: got 'test', expected one of \['train', 'val'\]"):
+        bench.run(parser.parse_args(base + data + ["--split", "test"]))
