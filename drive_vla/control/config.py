@@ -46,6 +46,12 @@ class PIDControllerConfig:
     brake_speed_mps: float = 0.4  # TCP/TF++: brake when the desired speed is below this
     brake_ratio: float = 1.1  # TCP/TF++: brake when speed / desired speed exceeds this
     brake_value: float = 1.0  # TCP/TF++ brake is on/off at full strength
+    # drive-vla: the desired speed is capped so that the plan's bends are taken within this lateral
+    # acceleration, braking at curve_decel_mps2 before them (control/path.py curve_speed_mps); None: no cap.
+    # The embedded expert drives with the same bound (ExpertConfig.max_lateral_accel_mps2 = 2.0, 3.0 m/s^2
+    # comfortable deceleration).
+    max_lateral_accel_mps2: float | None = None
+    curve_decel_mps2: float = 3.0
 
     # --- actuator limits (applied last, also to decoded control tokens)
     max_steer: float = 1.0  # CARLA's full range
@@ -100,7 +106,7 @@ class PIDControllerConfig:
                 if not isinstance(value, bool):
                     raise ValueError(f"{f.name}: got {value!r}, expected true or false")
                 continue
-            if value is None and f.name in optional_rates:
+            if value is None and (f.name in optional_rates or f.name == "max_lateral_accel_mps2"):
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"{f.name}: got {value!r}, expected a finite number")

@@ -50,6 +50,27 @@ def desired_speed_mps(times_s: np.ndarray, xy: np.ndarray, start_s: float, end_s
     return path_length_m(pts) / (end - float(start_s))
 
 
+def curve_speed_mps(xy: np.ndarray, max_lateral_accel_mps2: float, decel_mps2: float, min_segment_m: float = 1.0) -> float:
+    """The highest speed now from which the car can take every bend of the path within a lateral
+    acceleration bound, braking at ``decel_mps2`` before each bend: min over vertices of
+    sqrt(a_lat / curvature + 2 * decel * arc length to the vertex). Curvature at a vertex is the turn between
+    its two segments over their mean length; vertices beside a segment shorter than ``min_segment_m`` (a slow
+    or stopping plan, whose direction is noise) are skipped. ``inf`` when no vertex bends."""
+    if len(xy) < 3:
+        return math.inf
+    seg = np.diff(np.asarray(xy, dtype=np.float64), axis=0)
+    length = np.linalg.norm(seg, axis=1)
+    heading = np.arctan2(seg[:, 1], seg[:, 0])
+    turn = np.abs((np.diff(heading) + math.pi) % (2.0 * math.pi) - math.pi)
+    mean_len = 0.5 * (length[:-1] + length[1:])
+    ok = (length[:-1] >= min_segment_m) & (length[1:] >= min_segment_m) & (turn > 1e-6)
+    if not ok.any():
+        return math.inf
+    kappa = turn[ok] / mean_len[ok]
+    arc = np.cumsum(length)[:-1][ok]  # arc length from the ego to each vertex
+    return float(np.sqrt(max_lateral_accel_mps2 / kappa + 2.0 * decel_mps2 * arc).min())
+
+
 def _project_onto_polyline(xy: np.ndarray, point: np.ndarray) -> float:
     """Arc length of the polyline point closest to ``point``."""
     seg = np.diff(xy, axis=0)

@@ -9,7 +9,14 @@ import numpy as np
 
 from drive_vla.control.base import check_step_inputs
 from drive_vla.control.config import PIDControllerConfig
-from drive_vla.control.path import aim_point, desired_speed_mps, odometry_step, path_length_m, timed_path
+from drive_vla.control.path import (
+    aim_point,
+    curve_speed_mps,
+    desired_speed_mps,
+    odometry_step,
+    path_length_m,
+    timed_path,
+)
 from drive_vla.control.pid import ActuatorLimiter, WindowedPID
 from drive_vla.geometry import global_poses_to_local
 from drive_vla.types import Control, EgoState, Plan
@@ -74,6 +81,10 @@ class PIDController:
 
         times, xy_plan = timed_path(plan.trajectory)
         desired = desired_speed_mps(times, xy_plan, age + c.speed_window_start_s, age + c.speed_window_end_s)
+        curve_cap = math.inf
+        if c.max_lateral_accel_mps2 is not None:
+            curve_cap = curve_speed_mps(xy_plan, c.max_lateral_accel_mps2, c.curve_decel_mps2)
+            desired = min(desired, curve_cap)
         too_slow = desired < c.brake_speed_mps
         too_fast = not too_slow and speed > c.brake_ratio * desired
         brake = too_slow or too_fast
@@ -111,6 +122,7 @@ class PIDController:
 
         self.debug = {
             "desired_speed_mps": desired,
+            "curve_cap_mps": curve_cap,
             "speed_mps": speed,
             "aim_xy_m": [float(aim[0]), float(aim[1])],
             "angle": angle,

@@ -7,7 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from drive_vla.control.path import aim_point, desired_speed_mps, odometry_step, path_length_m, timed_path
+from drive_vla.control.path import (
+    aim_point,
+    curve_speed_mps,
+    desired_speed_mps,
+    odometry_step,
+    path_length_m,
+    timed_path,
+)
 from drive_vla.control.pid import WindowedPID
 from drive_vla.types import Trajectory
 
@@ -56,3 +63,22 @@ def test_windowed_pid_terms():
     pid.reset()
     # at 10 Hz the window is 2 steps and the derivative is halved per step
     assert pid.step(1.0, 0.1) == pytest.approx(2.0 + 1.0 / 2 + 0.5 * 1.0 * 0.5)
+
+
+def test_curve_speed_is_the_lateral_bound_plus_the_braking_allowance():
+    """On an arc of radius R sampled every 5 m the first bend is 5 m ahead: sqrt(a R + 2 b 5)."""
+    radius, a_lat, decel = 22.0, 2.0, 3.0
+    s = np.arange(0.0, 31.0, 5.0)
+    arc = np.stack([radius * np.sin(s / radius), radius * (1 - np.cos(s / radius))], axis=1)
+    # consecutive chords turn by the central angle 5/R over a chord 2 R sin(5 / 2R) long
+    chord = 2 * radius * math.sin(5.0 / (2 * radius))
+    expected = math.sqrt(a_lat * chord / (5.0 / radius) + 2 * decel * chord)
+    assert curve_speed_mps(arc, a_lat, decel) == pytest.approx(expected, rel=1e-9)
+    assert expected == pytest.approx(math.sqrt(a_lat * radius + 2 * decel * 5.0), rel=2e-3)
+    mirrored = arc * np.array([1.0, -1.0])  # a right bend is capped alike
+    assert curve_speed_mps(mirrored, a_lat, decel) == pytest.approx(curve_speed_mps(arc, a_lat, decel))
+    assert curve_speed_mps(np.stack([s, 0 * s], axis=1), a_lat, decel) == math.inf  # straight: no cap
+    assert curve_speed_mps(arc[:2], a_lat, decel) == math.inf  # one segment has no bend
+    # a slow plan's 0.3 m steps point anywhere: they are not read as a hairpin
+    jitter = np.array([[0.0, 0.0], [0.3, 0.0], [0.3, 0.3], [0.6, 0.3]])
+    assert curve_speed_mps(jitter, a_lat, decel) == math.inf

@@ -215,3 +215,21 @@ def test_config_yaml_matches_dataclass_defaults():
     carla_cfg = load_config(PIDControllerConfig, repo / "configs/control/pid_carla.yaml")
     assert dataclasses.replace(carla_cfg, initial_brake_s=0.0) == PIDControllerConfig()
     assert carla_cfg.initial_brake_s == 2.0
+
+
+def test_curve_cap_slows_a_fast_plan_on_a_tight_bend_and_is_off_by_default(kit):
+    """Planned 12 m/s on a 15 m bend: with a 2 m/s^2 bound the desired speed drops to the cap and the car,
+    above it by more than brake_ratio, brakes; without the bound it holds speed."""
+    plan = kit.arc_plan(12.0, radius_m=15.0)
+    free = PIDController()
+    out = free.step(plan, kit.ego(12.0), DT)
+    assert out.brake == 0.0 and free.debug["curve_cap_mps"] == float("inf")
+    capped = PIDController(PIDControllerConfig(max_lateral_accel_mps2=2.0))
+    out = capped.step(plan, kit.ego(12.0), DT)
+    cap = capped.debug["curve_cap_mps"]
+    assert cap < 12.0 / 1.1 and capped.debug["desired_speed_mps"] == pytest.approx(cap)
+    assert out.brake == 1.0 and out.throttle == 0.0
+    straight = PIDController(PIDControllerConfig(max_lateral_accel_mps2=2.0))
+    assert straight.step(kit.straight_plan(12.0), kit.ego(12.0), DT).brake == 0.0
+    with pytest.raises(ValueError, match="max_lateral_accel_mps2: got -1"):
+        PIDControllerConfig(max_lateral_accel_mps2=-1.0)
