@@ -4,7 +4,8 @@ Each part of the stack owns its config dataclass (``ModelConfig`` beside the mod
 beside training); this module is the one mechanism that loads, overrides, validates and saves them.
 
 A YAML file may name ``base: other.yaml`` (relative to itself); the file's keys are merged over the
-base recursively. Unknown keys and mistyped values raise ``ConfigError`` naming the dotted key, the
+base recursively, except that an empty mapping (``key: {}``) replaces the base's mapping instead of
+adding nothing to it. Unknown keys and mistyped values raise ``ConfigError`` naming the dotted key, the
 value and what was expected.
 """
 
@@ -150,7 +151,7 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in over.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+        if isinstance(v, Mapping) and v and isinstance(out.get(k), Mapping):  # {} replaces: "none of the base's"
             out[k] = _merge(dict(out[k]), v)
         else:
             out[k] = v

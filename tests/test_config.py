@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import pytest
@@ -42,6 +43,23 @@ def test_defaults_file_and_overrides(tmp_path):
     assert cfg.optim.lr == pytest.approx(3e-4) and cfg.mode == "head" and cfg.path is None
     assert cfg.optim.betas == (0.9, 0.999)
     assert isinstance(load_config(DemoCfg, None, ["optim.lr=1"]).optim.lr, float)  # int -> float
+
+
+def test_an_empty_mapping_replaces_the_base_mapping(tmp_path):
+    """configs/model/tiny-fast.yaml swaps tiny.yaml's bin counts for FAST's defaults with ``kwargs: {}``;
+    a non-empty mapping is still merged key by key."""
+    from drive_vla.model.config import ModelConfig
+
+    repo = Path(__file__).resolve().parents[1]
+    fast = load_config(ModelConfig, repo / "configs/model/tiny-fast.yaml")
+    tiny = load_config(ModelConfig, repo / "configs/model/tiny.yaml")
+    assert tiny.action_tokenizer_kwargs == {"bins_x": 256, "bins_y": 256}
+    assert fast.action_tokenizer == "fast" and fast.action_tokenizer_kwargs == {}
+    assert fast.vision == tiny.vision and fast.lm == tiny.lm  # everything else is tiny's
+    (tmp_path / "base.yaml").write_text("control_tokenizer_kwargs: {steer_bins: 9, throttle_bins: 5}\n")
+    (tmp_path / "child.yaml").write_text("base: base.yaml\ncontrol_tokenizer_kwargs: {steer_bins: 7}\n")
+    merged = load_config(ModelConfig, tmp_path / "child.yaml").control_tokenizer_kwargs
+    assert merged == {"steer_bins": 7, "throttle_bins": 5}
 
 
 @pytest.mark.parametrize(

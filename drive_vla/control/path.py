@@ -50,7 +50,9 @@ def desired_speed_mps(times_s: np.ndarray, xy: np.ndarray, start_s: float, end_s
     return path_length_m(pts) / (end - float(start_s))
 
 
-def curve_speed_mps(xy: np.ndarray, max_lateral_accel_mps2: float, decel_mps2: float, min_segment_m: float = 1.0) -> float:
+def curve_speed_mps(
+    xy: np.ndarray, max_lateral_accel_mps2: float, decel_mps2: float, min_segment_m: float = 1.0
+) -> float:
     """The highest speed now from which the car can take every bend of the path within a lateral
     acceleration bound, braking at ``decel_mps2`` before each bend: min over vertices of
     sqrt(a_lat / curvature + 2 * decel * arc length to the vertex). Curvature at a vertex is the turn between

@@ -157,3 +157,21 @@ def test_ids_may_be_numpy_or_torch_ints_but_not_floats(fitted, test_plans):
         fitted.decode([1.5] + ids[1:])
     with pytest.raises(ValueError, match=r"ids\[0\]"):
         fitted.decode(np.array(ids, dtype=np.float64))
+
+
+@pytest.mark.parametrize("config", ["tiny.yaml", "tiny-fast.yaml", "smollm2-135m.yaml", "qwen2.5-0.5b.yaml"])
+def test_shipped_model_configs_generate_at_most_16_tokens_per_plan(config):
+    """Tokens mode generates the action tokenizer's tokens (at most max_tokens) and then the control tokens."""
+    from pathlib import Path
+
+    from drive_vla.config import load_config
+    from drive_vla.model.config import ModelConfig
+    from drive_vla.tokenizers import ControlTokenizer
+
+    path = Path(__file__).resolve().parents[2] / "configs" / "model" / config
+    cfg = load_config(ModelConfig, path)
+    action = make_action_tokenizer(cfg.action_tokenizer, **cfg.action_tokenizer_kwargs)
+    controls = ControlTokenizer(**cfg.control_tokenizer_kwargs).max_tokens if cfg.control_tokens else 0
+    assert action.max_tokens + controls <= 16
+    shipped = sorted(p.name for p in path.parent.glob("*.yaml"))
+    assert config in shipped and len(shipped) == 4  # a new config joins the list above
