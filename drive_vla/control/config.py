@@ -99,14 +99,15 @@ class PIDControllerConfig:
             "token_min_brake",
         }
         unit_interval = {"brake_value", "max_steer", "max_throttle", "max_brake", "creep_throttle"}
-        optional_rates = {"max_steer_rate_per_s", "max_throttle_rise_per_s", "max_brake_rise_per_s"}
+        # None turns these off: the rate limits and the curve speed cap
+        nullable = {"max_steer_rate_per_s", "max_throttle_rise_per_s", "max_brake_rise_per_s", "max_lateral_accel_mps2"}
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name == "compensate_plan_age":
                 if not isinstance(value, bool):
                     raise ValueError(f"{f.name}: got {value!r}, expected true or false")
                 continue
-            if value is None and (f.name in optional_rates or f.name == "max_lateral_accel_mps2"):
+            if value is None and f.name in nullable:
                 continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"{f.name}: got {value!r}, expected a finite number")
