@@ -213,8 +213,41 @@ def test_config_yaml_matches_dataclass_defaults():
     repo = __import__("pathlib").Path(__file__).resolve().parents[2]
     assert load_config(PIDControllerConfig, repo / "configs/control/pid.yaml") == PIDControllerConfig()
     carla_cfg = load_config(PIDControllerConfig, repo / "configs/control/pid_carla.yaml")
-    assert dataclasses.replace(carla_cfg, initial_brake_s=0.0) == PIDControllerConfig()
+    assert dataclasses.replace(carla_cfg, initial_brake_s=0.0, turn_kp=PIDControllerConfig().turn_kp) == (
+        PIDControllerConfig()
+    )
     assert carla_cfg.initial_brake_s == 2.0
+    assert carla_cfg.turn_kp == 1.25  # TransFuser++'s gain, tuned for CARLA's 70 deg full lock
+
+
+def _ring_offset_m(kit, cfg: PIDControllerConfig, max_wheel_rad: float, radius_m: float = 22.0) -> float:
+    """Mean distance outside a fixed circle over the last 5 s of 15 s at 10 m/s (replanning at 2 Hz)."""
+    car, ctrl, offsets = kit.KinematicCar(speed_mps=10.0), PIDController(cfg), []
+    for i in range(300):
+        if i % 10 == 0:
+            plan = _circle_plan(car, radius_m, 10.0)
+        car.step(ctrl.step(plan, car.ego(), DT), DT, max_wheel_rad=max_wheel_rad)
+        if i >= 200:
+            offsets.append(np.hypot(car.x, car.y - radius_m) - radius_m)
+    return float(np.mean(offsets))
+
+
+def test_turn_gain_fits_the_cars_full_lock(kit):
+    """On a long bend, the embedded car (0.6 rad at full lock) with the built-in gain sits as close to its path
+    as a CARLA car (1.22 rad) with TransFuser++'s gain, and much closer than with TransFuser++'s gain."""
+    from drive_vla.config import load_config
+    from drive_vla.sim.config import EgoDynamicsConfig
+
+    repo = __import__("pathlib").Path(__file__).resolve().parents[2]
+    carla_file = repo / "configs/control/pid_carla.yaml"
+    carla_cfg = dataclasses.replace(load_config(PIDControllerConfig, carla_file), initial_brake_s=0.0)
+    embedded_rad = EgoDynamicsConfig().max_steer_rad
+    built_in = _ring_offset_m(kit, PIDControllerConfig(), embedded_rad)
+    tf_gain = _ring_offset_m(kit, dataclasses.replace(PIDControllerConfig(), turn_kp=1.25), embedded_rad)
+    carla = _ring_offset_m(kit, carla_cfg, 1.22)
+    assert tf_gain > 0.1  # too little gain: the car settles outside the bend
+    assert abs(built_in) < 0.5 * tf_gain
+    assert abs(built_in) <= abs(carla) + 0.05
 
 
 def test_curve_cap_slows_a_fast_plan_on_a_tight_bend_and_is_off_by_default(kit):
