@@ -214,6 +214,7 @@ def run_episode(
     infractions: list[Infraction] = []
     poses: list[tuple[float, float, float, float]] = []
     off_road_m, distance_m, standing_s, n_errors = 0.0, 0.0, 0.0, 0
+    route_offsets: list[float] = []  # the backend's distance from the route's centre line, where it gives one
     first_off_road_s: float | None = None
     completion, done_reason, status = 0.0, None, "ended"
     policy_ms: list[float] = []
@@ -256,6 +257,10 @@ def run_episode(
         ego = info.get("ego") or (obs.ego if obs is not None else ego)
         speed = float(info.get("speed_mps", ego.speed_mps))
         distance_m += abs(speed) * dt
+        offset = info.get("off_route_m")
+        if isinstance(offset, (int, float)) and math.isfinite(offset):
+            route_offsets.append(float(offset))
+            entry["off_route_m"] = round(float(offset), 3)
         if info.get("off_road"):
             off_road_m += abs(speed) * dt
             if first_off_road_s is None:
@@ -327,6 +332,12 @@ def run_episode(
         "wall_s": wall_s,
         "env_steps_per_s": len(steps) / wall_s if wall_s > 0 else None,
         "comfort": comfort,
+        # How closely the car held its route (lateral tracking), metres from the route's centre line per step.
+        "route_offset_m": (
+            {"mean": float(np.mean(route_offsets)), "p90": float(np.percentile(route_offsets, 90))}
+            if route_offsets
+            else None
+        ),
     }
     if monitor is not None:
         onsets = infraction_onsets(infractions, first_off_road_s, cfg.blocked_after_s)

@@ -265,6 +265,7 @@ def run(args: argparse.Namespace) -> int:
         )
         steps_per_s = [s["env_steps_per_s"] for s in summaries if s.get("env_steps_per_s")]
         policy_ms = [s["policy_ms_p50"] for s in summaries if s.get("policy_ms_p50")]
+        offsets = [s["route_offset_m"]["mean"] for s in summaries if s.get("route_offset_m")]
         rows.append(
             {
                 "model": label,
@@ -274,6 +275,8 @@ def run(args: argparse.Namespace) -> int:
                 "collisions": total["collisions"],
                 "mean_speed_mps": total["mean_speed_mps"],
                 "comfort_pct": total["comfort_pct"],
+                # mean over routes of each route's mean distance from the route's centre line (lateral tracking)
+                "route_offset_m": sum(offsets) / len(offsets) if offsets else None,
                 "env_steps_per_s": sum(steps_per_s) / len(steps_per_s) if steps_per_s else None,
                 "policy_ms_p50": sorted(policy_ms)[len(policy_ms) // 2] if policy_ms else None,
                 **_monitor_columns(monitor_total),

@@ -41,9 +41,27 @@ def test_full_episode_constant_velocity_moves_and_records(env, tmp_path):
     assert sorted(p.name for p in (tmp_path / "frames").glob("step_*.npz"))[:2] == ["step_00000.npz", "step_00020.npz"]
 
 
-def test_expert_drives_without_collision(env):
-    result = run_episode(env, ExpertPlanner(env), ExpertControl(), "intersection", 3, SHORT)
+def test_expert_drives_without_collision(env, tmp_path):
+    result = run_episode(env, ExpertPlanner(env), ExpertControl(), "intersection", 3, SHORT, tmp_path)
     assert result.summary["collisions"] == 0 and result.summary["distance_m"] > 10.0
+    # lateral tracking: the backend's distance from the route's centre line, per step and summarised
+    offsets = [json.loads(line)["off_route_m"] for line in (tmp_path / "steps.jsonl").read_text().splitlines()]
+    track = result.summary["route_offset_m"]
+    assert track["mean"] == pytest.approx(np.mean(offsets), abs=1e-3) and track["p90"] >= track["mean"]
+    assert track["p90"] < 1.0  # the expert holds its lane
+
+
+def test_route_offset_is_absent_where_the_backend_gives_none(env):
+    class NoOffsetEnv(EmbeddedEnv):
+        def step(self, control, observe=True):
+            result = super().step(control, observe)
+            result.info.pop("off_route_m", None)
+            return result
+
+    result = run_episode(
+        NoOffsetEnv(image_wh=(64, 36)), make_baseline("constant_velocity"), make_controller("pid"), "highway", 1, SHORT
+    )
+    assert result.summary["route_offset_m"] is None
 
 
 class FaultyPlanner:
@@ -132,6 +150,7 @@ def test_drive_cli_two_baselines(tmp_path, capsys):
     assert rc == 0
     report = json.loads((tmp_path / "out" / "drive_report.json").read_text())
     assert set(report["models"]) == {"expert", "constant_velocity"}
+    assert all(row["route_offset_m"] >= 0.0 for row in report["table"])
     assert (tmp_path / "out" / "constant_velocity" / "highway-3" / "strip.png").is_file()
     assert "driving_score" in capsys.readouterr().out
 
