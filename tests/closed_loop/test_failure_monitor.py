@@ -95,6 +95,39 @@ def test_fallback_slows_the_car(env):
     assert watched.summary["distance_m"] < base.summary["distance_m"] - 5.0
 
 
+class OneSurgePlanner:
+    """Straight ahead at the car's own speed (constant velocity), except its third plan, which surges to 1.5x."""
+
+    def __init__(self) -> None:
+        self.calls, self.cv = 0, make_baseline("constant_velocity")
+
+    def reset(self) -> None:
+        self.calls = 0
+        self.cv.reset()
+
+    def predict_batch(self, observations):
+        self.calls += 1
+        plans = self.cv.predict_batch(observations)
+        if self.calls != 3:
+            return plans
+        xy = np.array(plans[0].trajectory.xy) * np.array([1.5, 1.0])
+        return [Plan(Trajectory(xy.astype(np.float32)))]
+
+
+def test_the_fallback_does_not_keep_itself_going(env):
+    """A plan the car did not follow (the fallback slowed it) is no baseline for the plan-jump check: one surge
+    gives one hold of hold_s, after which the car speeds up again; comparing the next plans with the plan that
+    was replaced would fire on the fallback's own braking and hold the car for the rest of the route."""
+    cfg = dataclasses.replace(SHORT, max_time_s=10.0, monitor=MonitorConfig(plan_jump_m=2.0))
+    result = run_episode(env, OneSurgePlanner(), make_controller("pid"), "highway", 4, cfg)
+    records = [(s["time_s"], s["monitor"]) for s in result.steps if "monitor" in s]
+    fired = [t for t, r in records if r["fired"]]
+    assert fired and all("plan_jump" in r["fired"] for t, r in records if r["fired"])
+    assert len(fired) <= 2  # the surge, and at most the return from it
+    assert result.summary["monitor"]["fallback_s"] <= 2 * MonitorConfig().hold_s + 0.6
+    assert not any("fallback" in r for t, r in records[-4:])  # the last 2 s drive the planner's own plans
+
+
 def test_shadow_mode_logs_without_intervening(env):
     shadow = dataclasses.replace(SHORT, monitor=MonitorConfig(intervene=False))
     result = run_episode(env, JumpingPlanner(), make_controller("pid"), "highway", 4, shadow)
