@@ -38,7 +38,6 @@ class _PlanMemory:
     time_s: float
     pose_global: tuple[float, float, float] | None
     pose_odometry: np.ndarray
-    driven: bool = True  # False when the fallback replaced it: the car did not follow it, so it is no baseline
 
 
 class FailureMonitor:
@@ -134,8 +133,9 @@ class FailureMonitor:
             action = "brake (no plan)" if plan is None else "slow: path kept, speed capped"
             if plan is not None:
                 plan = self._capped(plan, speed)
-            if self._prev is not None:
-                self._prev.driven = False
+            # The car does not follow the plan the fallback replaced, so it is no baseline for the next plan-jump
+            # check: measured against it, the fallback's own braking would read as a jump and renew the hold.
+            self._prev = None
             record["fallback"] = {
                 "action": action,
                 "started": started,
@@ -154,9 +154,7 @@ class FailureMonitor:
 
     def _jump_m(self, plan: Plan, time_s: float) -> float | None:
         prev = self._prev
-        if prev is None or not prev.driven:
-            # A plan the fallback slowed down was not driven: measured against it, the fallback's own braking
-            # would read as a jump and keep the fallback going for the rest of the route.
+        if prev is None:
             return None
         use_global = prev.pose_global is not None and self._pose_global is not None
         prev_pose = prev.pose_global if use_global else prev.pose_odometry
