@@ -32,10 +32,10 @@ class PIDControllerConfig:
     # TF++'s turn_kp is 1.25 (TCP: 0.75 with a 4 m aim distance), tuned in CARLA, where steer = 1 turns the front
     # wheels 70 deg (Lincoln MKZ 2017, max_steer_angle 1.2217 rad; configs/control/pid_carla.yaml keeps 1.25). The
     # embedded car turns them 0.6 rad (34 deg, EgoDynamicsConfig.max_steer_rad) at steer = 1, so the same gain gives
-    # half the wheel angle per degree of aim error and the car settles outside its path on long bends (round 12:
-    # 1.5 m off the route on average in the dev roundabouts' ring, the expert 0.3 m). The proportional gain is
-    # scaled by that ratio (x2.04, rounded to 2.5); scaling turn_ki and turn_kd as well drove worse on the dev
-    # suite (BENCHMARKS.md, closed-loop driving, round 12).
+    # half the wheel angle per degree of aim error and the car settles outside its path on long bends (round 12, a
+    # dev drive's route_offset_m on roundabout routes: 0.72 m on average, 0.34 m at 2.5, the expert 0.29 m). The
+    # proportional gain is scaled by that ratio (x2.04, rounded to 2.5); scaling turn_ki and turn_kd as well drove
+    # worse on the dev suite (BENCHMARKS.md, closed-loop driving, round 12).
     turn_kp: float = 2.5
     turn_ki: float = 0.75  # TCP and TF++
     turn_kd: float = 0.3  # TCP and TF++
