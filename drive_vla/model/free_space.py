@@ -7,6 +7,12 @@ first annotated box that reaches into the ego's corridor (the route polyline thr
 widened by ``corridor_m`` either side), up to ``max_m``. Every training frame carries that label, whether
 the expert brakes or not.
 
+With ``source="own"`` the head has a backbone of its own on the front camera, trained apart from the driving
+model by the perception stage (``drive_vla.training.perception``) on many frames in which the same road is
+seen with and without a car standing in the lane (obstacle scenes): read from the driving model's features
+or hidden state, the head fits the distance from the scene's context, not from the car (BENCHMARKS.md,
+rounds 6 and 13).
+
 With ``cap_speed``, outside training the head's plan is re-timed (``planner_head.retime``) where its speed
 exceeds what the predicted gap allows at the expert's time gap: ``v <= (d - standstill_m) / time_gap_s``,
 the equilibrium of the expert's IDM car following. The route target points are an input (the embedded
@@ -25,6 +31,7 @@ from torch import nn
 from drive_vla.types import Boxes, Sample
 
 STEP_M = 0.5  # spacing of the corridor's test points along the route
+SOURCES = ("hidden", "camera", "own")
 
 
 @dataclass
@@ -38,9 +45,12 @@ class FreeSpaceConfig:
         cap_speed: outside training, slow the head's plan to what the predicted gap allows.
         time_gap_s: time gap of the cap (the expert's IDM time gap).
         standstill_m: predicted distance (from the ego's origin, the rear axle) at which the cap is 0.
-        source: what the head reads: "hidden" (the planner's hidden state) or "camera" (the front camera's
+        source: what the head reads: "hidden" (the planner's hidden state), "camera" (the front camera's
             backbone feature map, pooled to 5x8, with the route points): a direct path from what the
-            backbone sees, where the hidden state passes through the resampler's few tokens and the LM.
+            backbone sees, where the hidden state passes through the resampler's few tokens and the LM; or
+            "own" (a backbone of its own on the front camera, with the route points).
+        backbone: timm model name of the "own" backbone (random weights).
+        feature_index: which feature level of the "own" backbone the head reads (2: stride 8 for lcnet).
     """
 
     enabled: bool = False
@@ -50,10 +60,14 @@ class FreeSpaceConfig:
     time_gap_s: float = 1.4
     standstill_m: float = 7.0
     source: str = "hidden"
+    backbone: str = "lcnet_050"
+    feature_index: int = 2
 
     def __post_init__(self) -> None:
-        if self.source not in ("hidden", "camera"):
-            raise ValueError(f"free_space.source: got {self.source!r}, expected 'hidden' or 'camera'")
+        if self.source not in SOURCES:
+            raise ValueError(f"free_space.source: got {self.source!r}, expected one of {list(SOURCES)}")
+        if self.feature_index < 0:
+            raise ValueError(f"free_space.feature_index: got {self.feature_index!r}, expected >= 0")
         for name in ("corridor_m", "max_m", "time_gap_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"free_space.{name}: got {getattr(self, name)!r}, expected > 0")
@@ -96,18 +110,31 @@ def free_distance(boxes: Boxes | None, route_points: np.ndarray, corridor_m: flo
     return float(s[np.argmax(hit)]) if hit.any() else float(max_m)
 
 
-POOL_HW = (5, 8)  # the front camera's feature map is pooled to this grid for source="camera"
+POOL_HW = (5, 8)  # the front camera's feature map is pooled to this grid for source="camera" and "own"
+
+
+def own_backbone(cfg: FreeSpaceConfig) -> tuple[nn.Module, int]:
+    """The "own" source's timm backbone (random weights, one feature level) and its channel count."""
+    import timm
+
+    if cfg.backbone not in timm.list_models():
+        raise ValueError(f"free_space.backbone: got {cfg.backbone!r}, expected a timm model name such as 'lcnet_050'")
+    net = timm.create_model(cfg.backbone, pretrained=False, features_only=True, out_indices=(cfg.feature_index,))
+    return net, int(net.feature_info.channels()[-1])
 
 
 class FreeSpaceHead(nn.Module):
     """Predicted free distance (B,) in metres (unbounded: a linear output around ``max_m``, so nothing
-    saturates at "clear", the majority label; ``speed_cap`` clamps it to [0, max_m]) from the hidden state (B, H) or, with
-    ``source="camera"``, from ``(feature maps (B, N_cam, D, fh, fw), route points (B, P, 2))``."""
+    saturates at "clear", the majority label; ``speed_cap`` clamps it to [0, max_m]) from the hidden state (B, H);
+    with ``source="camera"`` from ``(feature maps (B, N_cam, D, fh, fw), route points (B, P, 2))``; with
+    ``source="own"`` from ``(normalised front-camera images (B, 3, h, w), route points (B, P, 2))``."""
 
     def __init__(self, cfg: FreeSpaceConfig, hidden_size: int, feature_dim: int = 0, width: int = 128) -> None:
         super().__init__()
         self.cfg = cfg
-        if cfg.source == "camera":
+        if cfg.source in ("camera", "own"):
+            if cfg.source == "own":
+                self.backbone, feature_dim = own_backbone(cfg)
             self.conv = nn.Sequential(
                 nn.Conv2d(feature_dim, 32, 3, padding=1), nn.GELU(), nn.AdaptiveAvgPool2d(POOL_HW)
             )
@@ -119,10 +146,11 @@ class FreeSpaceHead(nn.Module):
             )
 
     def forward(self, h: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        if self.cfg.source == "camera":
+        if self.cfg.source in ("camera", "own"):
             maps, route = h
             dtype = self.conv[0].weight.dtype
-            x = self.conv(maps[:, 0].to(dtype)).flatten(1)  # CAM_FRONT
+            front = self.backbone(maps.to(dtype))[-1] if self.cfg.source == "own" else maps[:, 0]  # CAM_FRONT
+            x = self.conv(front.to(dtype)).flatten(1)
             x = torch.cat([x, route.to(dtype).flatten(1)[:, :4] / self.cfg.max_m], dim=1)
             return self.cfg.max_m * (1.0 + self.net(x).float().squeeze(-1))
         return self.cfg.max_m * (1.0 + self.net(h).float().squeeze(-1))
@@ -144,9 +172,11 @@ class FreeSpaceHead(nn.Module):
             labels.append(free_distance(sample.targets.boxes, pts[i], self.cfg.corridor_m, self.cfg.max_m))
         if not rows:
             return None
-        pred = self(self.select(h, rows))
-        target = torch.tensor(labels, dtype=pred.dtype, device=pred.device)
-        return (((pred - target) / self.cfg.max_m) ** 2).mean()
+        return self.label_loss(self(self.select(h, rows)), torch.tensor(labels))
+
+    def label_loss(self, pred: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean squared error of predicted (B,) against labelled free distances, in units of ``max_m``."""
+        return (((pred - labels.to(pred.device, pred.dtype)) / self.cfg.max_m) ** 2).mean()
 
     def speed_cap(self, h) -> torch.Tensor:
         """(B,) the highest speed the predicted gap allows at ``time_gap_s`` (m/s, >= 0)."""

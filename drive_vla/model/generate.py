@@ -339,7 +339,7 @@ def plan_batch(
         poses = model.planner_head(last, **inputs).poses
         if capped:
             route, has_route = route_target_inputs(batch, last.device)
-            source = (maps[0], route) if maps else last
+            source = model.free_space_input(batch, route, maps, last)
             poses = cap_to_free_space(model, source, poses, inputs["speed_mps"], has_route)
         head_traj = poses.float().cpu().numpy()  # (B, T, 3)
     t_head = time.perf_counter()

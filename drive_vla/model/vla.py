@@ -186,6 +186,16 @@ class DriveVLA(nn.Module):
         """Whether a head reads the backbone's feature maps (the camera-space task, a camera-fed free-distance head)."""
         return self.camera_head is not None or (self.free_head is not None and self.cfg.free_space.source == "camera")
 
+    def free_space_input(self, batch: Batch, route: torch.Tensor, feature_maps: list | None, hidden: torch.Tensor):
+        """What the free-distance head reads for its ``source``: the hidden state at ``<plan>``, the front camera's
+        feature map (with the route points), or the front camera's normalised image (with the route points)."""
+        source = self.cfg.free_space.source
+        if source == "camera":
+            return feature_maps[0], route
+        if source == "own":
+            return self.vision.preprocess(batch.images[:, :1]), route
+        return hidden
+
     def ego_known(self, batch: Batch) -> torch.Tensor:
         """(B,) bool: where the batch's ego state is known (``EgoState.source`` not "unknown")."""
         if batch.ego_known is None:
@@ -364,7 +374,7 @@ class DriveVLA(nn.Module):
                 out["bev_bce"] = bev
         if self.free_head is not None and batch.samples:
             route, route_mask = route_target_inputs(batch, self.device)
-            source = (feature_maps[0], route) if self.cfg.free_space.source == "camera" else plan_hidden
+            source = self.free_space_input(batch, route, feature_maps, plan_hidden)
             free = self.free_head.loss(source, batch.samples, route, route_mask)
             if free is not None:
                 out["free_l1"] = free

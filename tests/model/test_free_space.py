@@ -52,7 +52,7 @@ def _with_boxes_and_route(samples, boxes):
     return out
 
 
-@pytest.mark.parametrize("source", ["hidden", "camera"])
+@pytest.mark.parametrize("source", ["hidden", "camera", "own"])
 def test_the_head_learns_the_label_and_caps_the_plan(tiny_config, samples, fit_one_loss, source):
     torch.manual_seed(0)
     cfg = tiny_config("output_mode=head", "route_target=true", "free_space.enabled=true", f"free_space.source={source}")
