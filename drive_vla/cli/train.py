@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
 
     if cfg.dagger.rounds > 0:
         return _run_dagger(cfg, Path(args.out))
+    if cfg.stage == "perception":
+        return _run_perception(cfg, Path(args.out))
     try:
         result = train(cfg, Path(args.out), resume=args.resume)
     except TrainSetupError as exc:  # bad input found before training: config, data, labels, resume
@@ -72,5 +74,28 @@ def _run_dagger(cfg, out: Path) -> int:
     for record in result.rounds:
         print(format_round(record))
     print(f"per-round metrics: {out / METRICS_FILE}")
+    print(f"policy exported to {result.policy_dir}")
+    return 0
+
+
+def _run_perception(cfg, out: Path) -> int:
+    """The perception stage: a free-distance head with its own backbone, trained alone on the init_from policy."""
+    from drive_vla.training.perception import run_perception
+    from drive_vla.training.run import TrainSetupError
+
+    try:
+        result = run_perception(cfg, out, progress=cfg.logging.progress_bar)
+    except TrainSetupError as exc:
+        print(f"drive-vla train: {exc}", file=sys.stderr)
+        return 2
+    last = result.history[-1] if result.history else {}
+    val = last.get("val")
+    if val:
+        print(
+            f"validation: free distance MAE {val['mae_m']:.2f} m; cars within 20 m read as near in "
+            f"{val['near_read_pct']:.1f} % of {val['near_frames']} frames; clear lanes read as near in "
+            f"{val['false_near_pct']:.1f} %"
+        )
+    print(f"per-epoch metrics: {result.metrics_file}")
     print(f"policy exported to {result.policy_dir}")
     return 0

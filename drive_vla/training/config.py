@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from drive_vla.config import ConfigError, load_config
 from drive_vla.training.dagger_config import DaggerConfig
+from drive_vla.training.perception_config import PerceptionConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOSS_KEYS: tuple[str, ...] = (
@@ -23,7 +24,7 @@ LOSS_KEYS: tuple[str, ...] = (
     "free_l1",
 )
 LABEL_KINDS: tuple[str, ...] = ("qa", "explanation", "control", "meta_action")
-STAGES: tuple[str, ...] = ("align", "instruct", "plan", "baseline")
+STAGES: tuple[str, ...] = ("align", "instruct", "plan", "baseline", "perception")
 
 
 @dataclass
@@ -332,7 +333,10 @@ class TrainConfig:
 
     Attributes:
         stage: "align" (vision/projectors learn from text, LM frozen), "instruct" (QA + explanations),
-            "plan" (trajectory + controls + language) or "baseline" (a baseline model).
+            "plan" (trajectory + controls + language), "baseline" (a baseline model) or "perception" (a
+            free-distance head with its own backbone added to the ``init_from`` policy and trained alone,
+            ``drive_vla.training.perception``; it reads ``data``, ``optim.lr``, ``optim.weight_decay``,
+            ``trainer.max_epochs``, ``seed`` and ``perception``).
         seed: seeds model init, data order and dropout.
         init_from: a previous stage's exported policy directory ("" = fresh model from ``model``).
         data: see DataConfig.
@@ -345,9 +349,10 @@ class TrainConfig:
         checkpoint: checkpoints and export.
         logging: loggers.
         dagger: on-policy rounds after this stage (``drive-vla train`` runs them when ``dagger.rounds`` > 0).
+        perception: the head of the "perception" stage.
     """
 
-    stage: Literal["align", "instruct", "plan", "baseline"] = "plan"
+    stage: Literal["align", "instruct", "plan", "baseline", "perception"] = "plan"
     seed: int = 0
     init_from: str = ""
     data: DataConfig = field(default_factory=DataConfig)
@@ -360,8 +365,16 @@ class TrainConfig:
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     dagger: DaggerConfig = field(default_factory=DaggerConfig)
+    perception: PerceptionConfig = field(default_factory=PerceptionConfig)
 
     def __post_init__(self) -> None:
+        if self.stage == "perception":
+            if not self.init_from or self.dagger.rounds:
+                raise ValueError(
+                    f"stage: got 'perception' with init_from={self.init_from!r} and dagger.rounds={self.dagger.rounds}, "
+                    "expected the exported driving policy to add the head to in init_from, and no DAgger rounds"
+                )
+            return
         if self.init_from and (self.model.path or self.model.overrides):
             raise ValueError(
                 f"model: got path={self.model.path!r} overrides={self.model.overrides!r} with "

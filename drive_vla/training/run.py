@@ -175,6 +175,11 @@ def train(
         val_samples: validate on these Samples.
         callbacks: extra Lightning callbacks.
     """
+    if cfg.stage == "perception":  # not a Lightning stage: it trains one head on front-camera frames
+        raise TrainSetupError(
+            "stage: got 'perception', expected a Lightning stage here; run it with `drive-vla train` "
+            "(drive_vla.training.perception.run_perception)"
+        )
     t0 = time.perf_counter()
     run_dir = Path(out_dir)
     ckpt_dir = run_dir / "checkpoints"
