@@ -1,7 +1,8 @@
 """`drive-vla bench driving`: train a recipe with several seeds, drive a suite with each, compare planners.
 
 Stages, each the documented verb run in-process (as `drive-vla demo` does): make an embedded dataset (or
-use --dataroot) -> per training seed, train the recipe and the ego-MLP baseline -> per training seed,
+use --dataroot) -> per training seed, train the recipe (then, with --perception, add and train that stage's
+free-distance head on the recipe's policy) and the ego-MLP baseline -> per training seed,
 drive the suite with both -> drive the expert and the perception-free baselines once (they do not depend
 on a training seed) -> for each planner, the mean and spread across training seeds of driving score,
 route completion, success and collisions per route, next to each seed's 95 % bootstrap intervals.
@@ -51,6 +52,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mlp-epochs", type=int, default=None, help="ego-MLP training epochs (default: its recipe's)")
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="policy recipe override"
+    )
+    parser.add_argument(
+        "--perception",
+        default=None,
+        help="perception-stage recipe run on each seed's policy before it drives "
+        "(e.g. configs/train/perception_free_space.yaml; its data via --perception-set data.dataroot=D)",
+    )
+    parser.add_argument(
+        "--perception-set",
+        dest="perception_overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="perception recipe override, e.g. data.dataroot=datasets/embedded_obstacles",
     )
     parser.add_argument("--suite", default="benchmark", help="suite name or YAML path (default: the benchmark)")
     parser.add_argument("--max-routes", type=int, default=None, help="drive only the first N routes of the suite")
@@ -190,7 +205,8 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     out = Path(args.out)
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    n = 1 + 3 * len(args.seeds) + (0 if args.dataroot else 1)  # data, per seed 2 trainings and a drive, baselines
+    per_seed_stages = 4 if args.perception else 3  # 2 trainings (3 with the perception stage) and a drive
+    n = 1 + per_seed_stages * len(args.seeds) + (0 if args.dataroot else 1)
     i = 0
 
     def stage(name: str, argv: list[str], log: str, done: Path | None = None) -> None:
@@ -221,8 +237,17 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     else:
         data = Path(args.dataroot)
     for s in args.seeds:
-        argv = _train(args.recipe, data, s, out / f"seed{s}" / "vla", args.epochs, args.overrides, cache)
-        stage(f"seed {s}: train {args.recipe}", argv, f"train_seed{s}.log", out / f"seed{s}" / "vla" / "policy")
+        vla = out / f"seed{s}" / ("vla_driving" if args.perception else "vla")  # drive labels it by "vla"
+        argv = _train(args.recipe, data, s, vla, args.epochs, args.overrides, cache)
+        stage(f"seed {s}: train {args.recipe}", argv, f"train_seed{s}.log", vla / "policy")
+        if args.perception:
+            argv = ["train", "--config", args.perception, "--set", f"init_from={vla / 'policy'}", "--set", f"seed={s}"]
+            argv += [x for o in args.perception_overrides for x in ("--set", o)] + [
+                "--out",
+                str(out / f"seed{s}" / "vla"),
+            ]
+            done = out / f"seed{s}" / "vla" / "policy"
+            stage(f"seed {s}: train {args.perception}", argv, f"train_perception_seed{s}.log", done)
         argv = _train(args.mlp_recipe, data, s, out / f"seed{s}" / "ego_mlp", args.mlp_epochs, [], None)
         mlp_done = out / f"seed{s}" / "ego_mlp" / "policy"
         stage(f"seed {s}: train {args.mlp_recipe}", argv, f"train_ego_mlp_seed{s}.log", mlp_done)
@@ -254,6 +279,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         "suite": report["suite"],
         "routes": len(report["models"]["expert"]["routes"]),
         "recipe": args.recipe,
+        "perception": {"recipe": args.perception, "overrides": list(args.perception_overrides)}
+        if args.perception
+        else None,
         "mlp_recipe": args.mlp_recipe,
         "training_seeds": list(args.seeds),
         "drive_seed": args.drive_seed,

@@ -96,3 +96,25 @@ def test_data_set_reaches_make_embedded_and_a_bad_key_stops_the_bench(tmp_path, 
     assert "make-embedded" in str(exc.value.code) and "--set world.expert.max_cruse_mps=20" in str(exc.value.code)
     assert "world.expert.max_cruse_mps: unknown key" in (out / "logs" / "data.log").read_text()
     assert not (out / "seed0").exists()
+
+
+def test_the_perception_stage_runs_on_each_seeds_policy_before_it_drives(tmp_path):
+    suite = tmp_path / "one.yaml"
+    suite.write_text(
+        "name: one\nenv: embedded\nheld_out: true\nmax_time_s: 2.0\nroutes:\n  - {scenario: highway, seed: 910001}\n"
+    )
+    data = tmp_path / "data"
+    assert main(["data", "make-embedded", "--out", str(data), "--scenes", "2", "--keyframes", "6", "--workers", "1",
+                 "--image-size", "128x72", "--obstacle-scenes", "1", "--val-fraction", "0"]) == 0  # fmt: skip
+    out = tmp_path / "bench"
+    argv = ["bench", "driving", "--out", str(out), "--suite", str(suite), "--dataroot", str(data), "--seeds", "0"]
+    argv += ["--epochs", "1", "--mlp-epochs", "1", "--bootstrap-resamples", "100"]
+    argv += ["--set", "data.val_split=", "--set", "checkpoint.export=last"]
+    argv += ["--perception", "configs/train/perception_free_space.yaml", "--perception-set", f"data.dataroot={data}"]
+    argv += ["--perception-set", "data.val_split=", "--perception-set", "trainer.max_epochs=1"]
+    assert main(argv) == 0
+    result = json.loads((out / "bench_driving.json").read_text())
+    assert result["perception"]["recipe"] == "configs/train/perception_free_space.yaml"
+    assert (out / "seed0" / "vla_driving" / "policy").is_dir()
+    assert (out / "seed0" / "vla" / "perception_metrics.json").is_file()  # the policy that drove carries the head
+    assert "vla" in result["planners"]
