@@ -89,13 +89,10 @@ def _run_perception(cfg, out: Path) -> int:
         print(f"drive-vla train: {exc}", file=sys.stderr)
         return 2
     last = result.history[-1] if result.history else {}
-    val = last.get("val")
-    if val:
-        print(
-            f"validation: free distance MAE {val['mae_m']:.2f} m; cars within 20 m read as near in "
-            f"{val['near_read_pct']:.1f} % of {val['near_frames']} frames; clear lanes read as near in "
-            f"{val['false_near_pct']:.1f} %"
-        )
+    if last.get("val"):
+        from drive_vla.training.perception import describe
+
+        print(f"validation: {describe(last['val'])}")
     print(f"per-epoch metrics: {result.metrics_file}")
     print(f"policy exported to {result.policy_dir}")
     return 0

@@ -97,20 +97,34 @@ def predict(policy: Any, frames: FrontFrames, batch_size: int = 256) -> np.ndarr
     return torch.cat(out).numpy() if out else np.zeros(0)
 
 
-def free_space_metrics(pred: np.ndarray, label: np.ndarray, max_m: float) -> dict[str, float]:
+def free_space_metrics(pred: np.ndarray, label: np.ndarray, max_m: float) -> dict[str, float | int | None]:
     """Mean absolute error (all frames and frames with a car within ``NEAR_M``), the share of those near frames
-    read below ``NEAR_READ_M``, and the share of clear frames read below ``FALSE_NEAR_M`` (false alarms)."""
+    read below ``NEAR_READ_M``, and the share of clear frames read below ``FALSE_NEAR_M`` (false alarms); None
+    where there is no such frame."""
     err = np.abs(pred - label)
     near, clear = label < NEAR_M, label >= max_m
-    share = lambda hit, where: float(100.0 * hit[where].mean()) if where.any() else float("nan")  # noqa: E731
+
+    def mean(x: np.ndarray) -> float | None:
+        return float(x.mean()) if len(x) else None
+
     return {
         "frames": int(len(label)),
-        "mae_m": float(err.mean()) if len(err) else float("nan"),
+        "mae_m": mean(err),
         "near_frames": int(near.sum()),
-        "near_mae_m": float(err[near].mean()) if near.any() else float("nan"),
-        "near_read_pct": share(pred < NEAR_READ_M, near),
-        "false_near_pct": share(pred < FALSE_NEAR_M, clear),
+        "near_mae_m": mean(err[near]),
+        "near_read_pct": None if not near.any() else 100.0 * mean(pred[near] < NEAR_READ_M),
+        "false_near_pct": None if not clear.any() else 100.0 * mean(pred[clear] < FALSE_NEAR_M),
     }
+
+
+def describe(val: dict[str, Any]) -> str:
+    """One line of ``free_space_metrics``."""
+    pct = lambda v: "n/a" if v is None else f"{v:.1f} %"  # noqa: E731
+    mae = "n/a" if val["mae_m"] is None else f"{val['mae_m']:.2f} m"
+    return (
+        f"free distance MAE {mae}; cars within {NEAR_M:.0f} m read as near in {pct(val['near_read_pct'])} of "
+        f"{val['near_frames']} frames; clear lanes read as near in {pct(val['false_near_pct'])}"
+    )
 
 
 def fit_free_head(
@@ -162,13 +176,7 @@ def fit_free_head(
 
 def _epoch_line(record: dict[str, Any]) -> str:
     line = f"perception epoch {record['epoch']}: train loss {record['train_loss']:.4f}"
-    val = record.get("val")
-    if val:
-        line += (
-            f"; val MAE {val['mae_m']:.2f} m, cars within {NEAR_M:.0f} m read as near {val['near_read_pct']:.1f} %, "
-            f"clear lanes read as near {val['false_near_pct']:.1f} %"
-        )
-    return line
+    return line + (f"; val {describe(record['val'])}" if record.get("val") else "")
 
 
 def write_metrics(out: Path, history: list[dict[str, Any]], counts: dict[str, int]) -> Path:

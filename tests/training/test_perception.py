@@ -67,6 +67,8 @@ def test_metrics_count_near_cars_read_as_near_and_clear_lanes_read_as_near():
     assert m["near_read_pct"] == pytest.approx(200.0 / 3)  # 8 and 12 read below 30 m, 40 does not
     assert m["false_near_pct"] == pytest.approx(50.0)  # one of the two clear lanes read at 10 m
     assert m["mae_m"] == pytest.approx((3 + 30 + 3 + 0 + 40 + 0) / 6)
+    none = free_space_metrics(np.array([50.0]), np.array([50.0]), 50.0)
+    assert none["near_frames"] == 0 and none["near_read_pct"] is None and none["near_mae_m"] is None
 
 
 def test_the_stage_trains_the_head_alone_and_the_policy_caps_its_plans(obstacle_data, head_policy_dir, tmp_path):
