@@ -227,7 +227,10 @@ def run_perception(cfg: Any, out: Path, progress: bool = True) -> PerceptionResu
     from drive_vla.training.run import TrainSetupError
 
     out = Path(out)
-    policy = DrivingPolicy.from_pretrained(resolve_path(cfg.init_from))
+    try:
+        policy = DrivingPolicy.from_pretrained(resolve_path(cfg.init_from))
+    except (FileNotFoundError, ValueError) as exc:
+        raise TrainSetupError(f"init_from: {cfg.init_from!r} is not a loadable exported policy ({exc})") from exc
     if policy.config.output_mode != "head" or not policy.config.route_target:
         raise TrainSetupError(
             f"init_from: got a policy with output_mode={policy.config.output_mode!r} and "
@@ -235,6 +238,11 @@ def run_perception(cfg: Any, out: Path, progress: bool = True) -> PerceptionResu
             "plan along the route)"
         )
     head_cfg = cfg.perception.free_space
+    torch.manual_seed(cfg.seed)
+    try:  # before the data is read: a bad backbone name stops the run at once
+        attach_free_head(policy, head_cfg)
+    except ValueError as exc:
+        raise TrainSetupError(f"perception.{exc}") from exc
     data = cfg.data
     image_hw = tuple(int(v) for v in policy.config.vision.image_hw)
     sources = [(data.dataroot, data.version, data.train_split)] + [
@@ -251,8 +259,6 @@ def run_perception(cfg: Any, out: Path, progress: bool = True) -> PerceptionResu
             f"data: got no training frame with route points and annotated boxes in {[s[0] for s in sources]}, "
             "expected embedded-world data (make-embedded, ideally with --obstacle-scenes)"
         )
-    torch.manual_seed(cfg.seed)
-    attach_free_head(policy, head_cfg)
     history = fit_free_head(
         policy,
         train,

@@ -120,7 +120,7 @@ def test_the_head_learns_the_distance_to_the_car(obstacle_data, head_policy_dir)
     assert error < 0.5 * np.abs(label - label.mean()).mean()
 
 
-def test_a_policy_without_a_planner_head_is_refused(obstacle_data, tiny_policy_dir, tmp_path):
+def test_bad_inputs_are_refused_before_training(obstacle_data, tiny_policy_dir, head_policy_dir, tmp_path, capsys):
     from drive_vla.cli.main import main
 
     rc = main([
@@ -128,6 +128,13 @@ def test_a_policy_without_a_planner_head_is_refused(obstacle_data, tiny_policy_d
         "--set", f"init_from={tiny_policy_dir}", "--set", f"data.dataroot={obstacle_data}",
     ])  # fmt: skip
     assert rc == 2
+    argv = ["train", "--config", RECIPE, "--out", str(tmp_path / "run2"), "--set", f"data.dataroot={obstacle_data}"]
+    assert main([*argv, "--set", f"init_from={tmp_path / 'nowhere'}"]) == 2
+    assert "init_from" in capsys.readouterr().err
+    assert (
+        main([*argv, "--set", f"init_from={head_policy_dir}", "--set", "perception.free_space.backbone=lcnet_9"]) == 2
+    )
+    assert "perception.free_space.backbone" in capsys.readouterr().err
 
 
 def test_mirrored_frames_keep_their_label():
