@@ -42,7 +42,8 @@ class EnsemblePlanner:
 
 def average_plans(plans: Sequence[Plan]) -> Plan:
     """The mean plan: xy per step, heading as the angle of the mean unit vector, controls per channel; a
-    step is valid where every member's is; timings add up (the members run one after another)."""
+    step is valid where every member's is; timings add up (the members run one after another); the speed cap is
+    the lowest of the members' caps."""
     xy = np.mean([p.trajectory.xy for p in plans], axis=0)
     yaw = np.stack([p.trajectory.yaw_rad for p in plans])
     mean_yaw = np.arctan2(np.sin(yaw).mean(axis=0), np.cos(yaw).mean(axis=0))
@@ -56,4 +57,11 @@ def average_plans(plans: Sequence[Plan]) -> Plan:
         for k, v in p.timings_ms.items():
             timings[k] = timings.get(k, 0.0) + float(v)
     traj = Trajectory(xy.astype(np.float32), mean_yaw.astype(np.float32), mask, plans[0].trajectory.dt_s)
-    return Plan(trajectory=traj, controls=controls, meta_action=plans[0].meta_action, timings_ms=timings)
+    caps = [p.speed_cap_mps for p in plans if p.speed_cap_mps is not None]
+    return Plan(
+        trajectory=traj,
+        controls=controls,
+        meta_action=plans[0].meta_action,
+        timings_ms=timings,
+        speed_cap_mps=min(caps) if caps else None,
+    )

@@ -374,6 +374,9 @@ class Plan:
         text: explanation text, only when one was asked for.
         meta_action: e.g. "keep speed, straight", if the model produced one.
         timings_ms: named stage -> milliseconds (e.g. "vision", "lm", "total").
+        speed_cap_mps: where a free-distance head caps the plan's speed (``free_space.cap_speed``), the highest
+            speed the lane ahead allowed in this frame, m/s (the plan is slowed to it where it was faster);
+            None otherwise.
     """
 
     trajectory: Trajectory
@@ -381,6 +384,7 @@ class Plan:
     text: str | None = None
     meta_action: str | None = None
     timings_ms: Mapping[str, float] = field(default_factory=dict)
+    speed_cap_mps: float | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -406,6 +410,7 @@ class Plan:
             "text": self.text,
             "meta_action": self.meta_action,
             "timings_ms": dict(self.timings_ms),
+            "speed_cap_mps": self.speed_cap_mps,
         }
 
 

@@ -119,6 +119,8 @@ def plan_lines(plan: Any) -> list[str]:
         else f"controls: steer {c.steer:+.3f} (left +)  throttle {c.throttle:.3f}  brake {c.brake:.3f}"
     )
     lines.append(f"meta-action: {plan.meta_action or '-'}")
+    if getattr(plan, "speed_cap_mps", None) is not None:
+        lines.append(f"speed cap from the lane ahead (free-distance head): {plan.speed_cap_mps:.1f} m/s")
     return lines
 
 

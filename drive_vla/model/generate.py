@@ -10,6 +10,7 @@ tokens in a step is padded with masked positions, so rows of different lengths s
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -408,7 +409,9 @@ def plan_batch(
         text = None
         if explain and row is not None:
             text = model.text_tokenizer.decode(row.text, skip_special_tokens=True).strip()
-        plans.append(plan_with_text(traj, controls, text, timings))
+        plan = plan_with_text(traj, controls, text, timings)
+        cap = model.last_speed_cap[i] if model.last_speed_cap else float("nan")
+        plans.append(plan if cap != cap else dataclasses.replace(plan, speed_cap_mps=float(cap)))  # NaN: no cap
     model.last_decode_stats = {
         "generated_tokens": [row.generated for row in rows] if rows else [0] * b,
         "forward_passes": passes,

@@ -250,3 +250,15 @@ def test_episode_step_shows_the_monitor_record(stub, policy_dir, tmp_path, capsy
 def test_episode_without_monitor_says_so(stub, episode, policy_dir, capsys):
     assert _explain(policy_dir, "--episode", str(episode), "--step", "3") == 0
     assert "monitor: no record for this step" in capsys.readouterr().out
+
+
+def test_the_plan_text_names_the_speed_cap_from_the_lane_ahead():
+    import numpy as np
+
+    from drive_vla.cli.explain import plan_lines
+    from drive_vla.types import Plan, Trajectory
+
+    traj = Trajectory(xy=np.stack([np.arange(1, 7) * 2.0, np.zeros(6)], axis=1).astype(np.float32))
+    assert not any("speed cap" in line for line in plan_lines(Plan(trajectory=traj)))
+    lines = plan_lines(Plan(trajectory=traj, speed_cap_mps=3.31))
+    assert "speed cap from the lane ahead (free-distance head): 3.3 m/s" in lines

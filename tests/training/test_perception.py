@@ -102,6 +102,9 @@ def test_the_stage_trains_the_head_alone_and_the_policy_caps_its_plans(obstacle_
     plan = after.predict(obs)
     assert np.all(np.isfinite(plan.trajectory.xy))
     assert len(after.model.last_speed_cap) == 1 and np.isfinite(after.model.last_speed_cap[0])
+    assert plan.speed_cap_mps == pytest.approx(after.model.last_speed_cap[0])  # recorded with the plan
+    assert plan.to_dict()["speed_cap_mps"] == plan.speed_cap_mps
+    assert before.predict(obs).speed_cap_mps is None
 
 
 def test_the_head_learns_the_distance_to_the_car(obstacle_data, head_policy_dir):
