@@ -114,12 +114,10 @@ POOL_HW = (5, 8)  # the front camera's feature map is pooled to this grid for so
 
 
 def own_backbone(cfg: FreeSpaceConfig) -> tuple[nn.Module, int]:
-    """The "own" source's timm backbone (random weights, one feature level) and its channel count."""
-    import timm
+    """The "own" source's timm backbone (random weights, cut after ``feature_index``) and its channel count."""
+    from drive_vla.model.vision import timm_backbone  # vision -> config -> this module: import when built
 
-    if cfg.backbone not in timm.list_models():
-        raise ValueError(f"free_space.backbone: got {cfg.backbone!r}, expected a timm model name such as 'lcnet_050'")
-    net = timm.create_model(cfg.backbone, pretrained=False, features_only=True, out_indices=(cfg.feature_index,))
+    net = timm_backbone(cfg.backbone, cfg.feature_index, field="free_space")
     return net, int(net.feature_info.channels()[-1])
 
 

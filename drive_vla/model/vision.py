@@ -36,7 +36,14 @@ def _drop_stages_after_feature(model: nn.Module) -> None:
 
 
 def build_backbone(cfg: VisionConfig) -> nn.Module:
-    """A timm ``features_only`` backbone with random weights, or weights from ``cfg.weights_path``.
+    """The vision tokenizer's backbone: ``timm_backbone`` of ``cfg.backbone`` at ``cfg.feature_index``."""
+    return timm_backbone(cfg.backbone, cfg.feature_index, cfg.weights_path, field="vision")
+
+
+def timm_backbone(name: str, feature_index: int, weights_path: str = "", field: str = "vision") -> nn.Module:
+    """A timm ``features_only`` backbone that returns feature level ``feature_index`` (the blocks after it cut
+    off), with random weights or weights from ``weights_path``; errors name ``<field>.backbone`` or
+    ``<field>.weights_path``.
 
     Raises:
         ValueError: unknown backbone name (the message lists similar available names) or a bad
@@ -44,20 +51,20 @@ def build_backbone(cfg: VisionConfig) -> nn.Module:
     """
     import timm
 
-    if cfg.backbone not in timm.list_models():
-        stem = "".join(ch for ch in cfg.backbone.split("_")[0] if ch.isalpha())[:6]
+    if name not in timm.list_models():
+        stem = "".join(ch for ch in name.split("_")[0] if ch.isalpha())[:6]
         similar = timm.list_models(f"*{stem}*")[:40] if stem else []
         examples = similar or timm.list_models("resnet*")[:20] + timm.list_models("lcnet*")
         raise ValueError(
-            f"vision.backbone: got {cfg.backbone!r}, expected a timm model name; available include {examples} "
+            f"{field}.backbone: got {name!r}, expected a timm model name; available include {examples} "
             f"(timm.list_models() lists all {len(timm.list_models())})"
         )
-    model = timm.create_model(cfg.backbone, pretrained=False, features_only=True, out_indices=(cfg.feature_index,))
+    model = timm.create_model(name, pretrained=False, features_only=True, out_indices=(feature_index,))
     _drop_stages_after_feature(model)
-    if cfg.weights_path:
-        path = Path(cfg.weights_path)
+    if weights_path:
+        path = Path(weights_path)
         if not path.is_file():
-            raise ValueError(f"vision.weights_path: got {str(path)!r}, expected an existing weights file")
+            raise ValueError(f"{field}.weights_path: got {str(path)!r}, expected an existing weights file")
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
@@ -66,7 +73,7 @@ def build_backbone(cfg: VisionConfig) -> nn.Module:
             state = torch.load(str(path), map_location="cpu", weights_only=True)
         missing, _ = model.load_state_dict(state, strict=False)
         if len(missing) == len(model.state_dict()):
-            raise ValueError(f"vision.weights_path: {path} holds no weights of {cfg.backbone!r}")
+            raise ValueError(f"{field}.weights_path: {path} holds no weights of {name!r}")
     return model
 
 

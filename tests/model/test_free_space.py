@@ -107,3 +107,14 @@ def test_the_cap_never_takes_a_waypoint_past_the_plans_own_stop():
     assert model.last_speed_cap == [5.0]
     assert torch.all(path_length(capped) <= path_length(poses) + 1e-5)
     assert float(capped[0, 0, 0]) < float(poses[0, 0, 0])  # the first steps are slowed to the cap
+
+
+def test_the_own_backbone_holds_no_block_it_never_runs():
+    """timm's LCNet feature extractor keeps every block; the head's backbone is cut after the level it reads."""
+    from drive_vla.model.free_space import FreeSpaceHead
+
+    head = FreeSpaceHead(FreeSpaceConfig(enabled=True, source="own"), hidden_size=8)
+    out = head((torch.randn(2, 3, 72, 128), torch.tensor([[[10.0, 0.0], [20.0, 0.0]]] * 2)))
+    out.sum().backward()
+    unused = [n for n, p in head.backbone.named_parameters() if p.grad is None]
+    assert not unused, unused[:5]
