@@ -194,27 +194,6 @@ class PerceptionResult:
     history: list[dict[str, Any]]
 
 
-def _read(
-    data: Any, sources: list[tuple[str, str, str]], image_hw, cfg: FreeSpaceConfig, progress: bool
-) -> FrontFrames:
-    from drive_vla.data.expert_plans import PlanLabelledReader
-    from drive_vla.training.config import resolve_path
-
-    parts = []
-    for root, version, split in sources:
-        path = resolve_path(root)
-        if not path.is_dir():
-            raise ValueError(f"data.dataroot: got {root!r}, expected a nuScenes-format dataset folder")
-        reader = PlanLabelledReader(
-            path, version, split=split or None, image_hw=image_hw, cache_dir=data.cache_dir or None
-        )
-        parts.append(front_frames(reader, cfg, desc=f"reading {path.name}/{split or 'all'}" if progress else ""))
-    parts = [p for p in parts if len(p)]
-    if not parts:
-        return front_frames([], cfg)
-    return FrontFrames(*(torch.cat([getattr(p, k) for p in parts]) for k in ("images", "route", "label")))
-
-
 def run_perception(cfg: Any, out: Path, progress: bool = True) -> PerceptionResult:
     """The "perception" stage of ``cfg`` (a TrainConfig): load ``init_from``, add and train the head, export.
 
@@ -224,7 +203,7 @@ def run_perception(cfg: Any, out: Path, progress: bool = True) -> PerceptionResu
     """
     from drive_vla.policy import DrivingPolicy
     from drive_vla.training.config import resolve_path
-    from drive_vla.training.run import TrainSetupError
+    from drive_vla.training.run import TrainSetupError, datamodule_from_config
 
     out = Path(out)
     try:
@@ -243,20 +222,21 @@ def run_perception(cfg: Any, out: Path, progress: bool = True) -> PerceptionResu
         attach_free_head(policy, head_cfg)
     except ValueError as exc:
         raise TrainSetupError(f"perception.{exc}") from exc
-    data = cfg.data
-    image_hw = tuple(int(v) for v in policy.config.vision.image_hw)
-    sources = [(data.dataroot, data.version, data.train_split)] + [
-        (e.dataroot, e.version, e.split) for e in data.extra_train
-    ]
+    image_hw = tuple(int(v) for v in policy.config.vision.image_hw)  # the reader resizes to the policy's input
+    data = dataclasses.replace(cfg.data, image_hw=image_hw)
     try:
-        train = _read(data, sources, image_hw, head_cfg, progress)
-        val_source = [(data.dataroot, data.version, data.val_split)]
-        val = _read(data, val_source, image_hw, head_cfg, progress) if data.val_split else None
+        dm = datamodule_from_config(dataclasses.replace(cfg, data=data), None, None)
+        dm.setup()
     except (ValueError, FileNotFoundError) as exc:
         raise TrainSetupError(str(exc)) from exc
+    train = front_frames(dm.train_set, head_cfg, desc="reading the training frames" if progress else "")
+    val = None
+    if dm.val_set is not None:
+        val = front_frames(dm.val_set, head_cfg, desc="reading the validation frames" if progress else "")
     if not len(train):
+        roots = [data.dataroot, *(e.dataroot for e in data.extra_train)]
         raise TrainSetupError(
-            f"data: got no training frame with route points and annotated boxes in {[s[0] for s in sources]}, "
+            f"data: got no training frame with route points and annotated boxes in {roots}, "
             "expected embedded-world data (make-embedded, ideally with --obstacle-scenes)"
         )
     history = fit_free_head(

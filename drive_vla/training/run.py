@@ -67,7 +67,11 @@ def _identity(cfg: TrainConfig, resolved: ResolvedModel) -> dict[str, Any]:
     }
 
 
-def _datamodule(cfg: TrainConfig, train: Sequence[Sample] | None, val: Sequence[Sample] | None) -> DriveDataModule:
+def datamodule_from_config(
+    cfg: TrainConfig, train: Sequence[Sample] | None, val: Sequence[Sample] | None
+) -> DriveDataModule:
+    """The DataModule of ``cfg.data`` (main split, ``extra_train`` sources, validation split), or over the given
+    Samples; missing dataset folders raise ConfigError naming the field."""
     d = cfg.data
     dataroot = ""
     if train is None:
@@ -207,7 +211,7 @@ def train(
         if resume:
             check_compatible(last, identity)
             remove_stale_tmp(ckpt_dir)
-        dm = _datamodule(cfg, train_samples, val_samples)
+        dm = datamodule_from_config(cfg, train_samples, val_samples)
         dm.setup("fit")
         assert dm.train_set is not None
         where = f"train split {cfg.data.train_split!r}"
