@@ -241,13 +241,11 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         argv = _train(args.recipe, data, s, vla, args.epochs, args.overrides, cache)
         stage(f"seed {s}: train {args.recipe}", argv, f"train_seed{s}.log", vla / "policy")
         if args.perception:
-            argv = ["train", "--config", args.perception, "--set", f"init_from={vla / 'policy'}", "--set", f"seed={s}"]
-            argv += [x for o in args.perception_overrides for x in ("--set", o)] + [
-                "--out",
-                str(out / f"seed{s}" / "vla"),
-            ]
-            done = out / f"seed{s}" / "vla" / "policy"
-            stage(f"seed {s}: train {args.perception}", argv, f"train_perception_seed{s}.log", done)
+            seeing = out / f"seed{s}" / "vla"
+            argv = ["train", "--config", args.perception, "--out", str(seeing), "--set", f"init_from={vla / 'policy'}"]
+            for o in [f"seed={s}", *args.perception_overrides]:
+                argv += ["--set", o]
+            stage(f"seed {s}: train {args.perception}", argv, f"train_perception_seed{s}.log", seeing / "policy")
         argv = _train(args.mlp_recipe, data, s, out / f"seed{s}" / "ego_mlp", args.mlp_epochs, [], None)
         mlp_done = out / f"seed{s}" / "ego_mlp" / "policy"
         stage(f"seed {s}: train {args.mlp_recipe}", argv, f"train_ego_mlp_seed{s}.log", mlp_done)

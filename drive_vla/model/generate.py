@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -410,8 +411,8 @@ def plan_batch(
         if explain and row is not None:
             text = model.text_tokenizer.decode(row.text, skip_special_tokens=True).strip()
         plan = plan_with_text(traj, controls, text, timings)
-        cap = model.last_speed_cap[i] if model.last_speed_cap else float("nan")
-        plans.append(plan if cap != cap else dataclasses.replace(plan, speed_cap_mps=float(cap)))  # NaN: no cap
+        cap = model.last_speed_cap[i] if model.last_speed_cap else float("nan")  # NaN: no cap on this row
+        plans.append(plan if math.isnan(cap) else dataclasses.replace(plan, speed_cap_mps=float(cap)))
     model.last_decode_stats = {
         "generated_tokens": [row.generated for row in rows] if rows else [0] * b,
         "forward_passes": passes,
