@@ -39,6 +39,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="range of the standing car's gap ahead of the ego's front bumper, metres (default: the sim config's, 4 50)",
     )
     make.add_argument(
+        "--obstacle-yaw",
+        type=float,
+        default=None,
+        metavar="DEG",
+        help="turn each standing car from its lane by up to this many degrees either way; 90 includes cars "
+        "standing across the route (default: the sim config's, 0)",
+    )
+    make.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -84,6 +92,8 @@ def _make_embedded(args: argparse.Namespace) -> int:
             overrides.append(f"obstacle_scene_fraction={args.obstacle_scenes}")
         if args.obstacle_gap is not None:
             overrides.append(f"obstacle_gap_m=[{args.obstacle_gap[0]}, {args.obstacle_gap[1]}]")
+        if args.obstacle_yaw is not None:
+            overrides.append(f"obstacle_yaw_deg={args.obstacle_yaw}")
         if args.val_fraction is not None:
             overrides.append(f"val_fraction={args.val_fraction}")
         config = load_config(DatasetConfig, overrides=overrides) if overrides else None

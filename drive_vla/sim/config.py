@@ -203,6 +203,10 @@ class DatasetConfig:
     # recorded ones, so only the car explains the braking. 0 = no obstacle scenes.
     obstacle_scene_fraction: float = 0.0
     obstacle_gap_m: tuple[float, float] = (4.0, 50.0)
+    # The standing car is turned from its lane by an angle drawn from [-obstacle_yaw_deg, obstacle_yaw_deg]
+    # (0: facing along the lane, no draw). 90 includes cars standing across the route, as a crossing car that
+    # stopped in a junction shows itself (BENCHMARKS.md, closed-loop round 14: tried for the perception stage).
+    obstacle_yaw_deg: float = 0.0
     # The world the scenes are recorded in; its expert is the teacher (teacher_world).
     world: WorldConfig = field(default_factory=teacher_world)
 
@@ -225,6 +229,8 @@ class DatasetConfig:
                 f"dataset.obstacle_gap_m: got {self.obstacle_gap_m!r}, expected [low, high] metres with 0 < low <= high"
             )
         self.obstacle_gap_m = (float(gaps[0]), float(gaps[1]))
+        if not 0.0 <= self.obstacle_yaw_deg <= 180.0:
+            raise ValueError(f"dataset.obstacle_yaw_deg: got {self.obstacle_yaw_deg!r}, expected degrees in [0, 180]")
         if not (0.0 <= self.perturb_steer <= 1.0 and 0.0 <= self.perturb_pedal <= 1.0):
             raise ValueError(
                 f"dataset.perturb_steer/perturb_pedal: got {self.perturb_steer!r}/{self.perturb_pedal!r}, "

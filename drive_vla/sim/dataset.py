@@ -162,6 +162,7 @@ def record_episode(
     expert_futures: bool = False,
     share_futures: bool = True,
     obstacle_gaps_m: tuple[float, float] | None = None,
+    obstacle_yaw_deg: float = 0.0,
 ) -> Episode:
     """Drive the expert for ``keyframes`` keyframes (+ FUTURE_STEPS more for labels) and record them.
 
@@ -171,7 +172,8 @@ def record_episode(
     written keyframe the future the expert would drive from it (``ExpertFutures``; ``share_futures``
     False: from a fresh world copy at every keyframe). ``obstacle_gaps_m`` (low, high) branches every
     written keyframe with a car standing that far ahead (``obstacle_branch``; from its own generator, so
-    the recorded episode is the same with or without it).
+    the recorded episode is the same with or without it), the car turned from its lane by up to
+    ``obstacle_yaw_deg`` either way.
     """
     world.reset(scenario, seed)
     rng = np.random.default_rng(seed + 7919)
@@ -186,7 +188,9 @@ def record_episode(
         if expert_futures and k < keyframes:
             frames[-1].expert_future = futures.at(world)
         if obstacle_gaps_m is not None and k < keyframes:
-            frames[-1].obstacle_branch = obstacle_branch(world, obstacle_rng, obstacle_gaps_m, k, image_wh)
+            frames[-1].obstacle_branch = obstacle_branch(
+                world, obstacle_rng, obstacle_gaps_m, k, image_wh, obstacle_yaw_deg
+            )
         if k + 1 < keyframes + FUTURE_STEPS:
             noisy = prob > 0.0 and rng.random() < prob
             offsets = (rng.uniform(-max_steer, max_steer), rng.uniform(-max_pedal, max_pedal)) if noisy else None
@@ -206,10 +210,11 @@ def obstacle_branch(
     gaps_m: tuple[float, float],
     k: int,
     image_wh: tuple[int, int] | None,
+    yaw_deg: float = 0.0,
 ) -> tuple[Frame, list[Frame]] | None:
-    """Keyframe ``k`` with a standing car placed ahead (``obstacles.obstacle_twin``) and the expert's next
-    FUTURE_STEPS keyframes from there; None where no spot on the route ahead is free."""
-    twin = obstacle_twin(world, rng, gaps_m, f"{world.scenario.name}-{world.seed}-standing-{k:03d}")
+    """Keyframe ``k`` with a standing car placed ahead (``obstacles.obstacle_twin``, turned up to ``yaw_deg``)
+    and the expert's next FUTURE_STEPS keyframes from there; None where no spot on the route ahead is free."""
+    twin = obstacle_twin(world, rng, gaps_m, f"{world.scenario.name}-{world.seed}-standing-{k:03d}", yaw_deg)
     if twin is None:
         return None
     return capture_frame(twin, True, image_wh), expert_keyframes(twin, FUTURE_STEPS)
@@ -341,7 +346,9 @@ def _record_job(job: tuple) -> tuple:
         s = training_seed(int(seed) + 1_000_003 * attempt)
         perturb = (cfg.perturb_prob, cfg.perturb_steer, cfg.perturb_pedal) if noisy else (0.0, 0.0, 0.0)
         futures = noisy and cfg.expert_plan_labels and cfg.perturb_prob > 0.0
-        episode = record_episode(world, scenario, s, cfg.keyframes_per_scene, image_wh, perturb, futures, True, gaps)
+        episode = record_episode(
+            world, scenario, s, cfg.keyframes_per_scene, image_wh, perturb, futures, True, gaps, cfg.obstacle_yaw_deg
+        )
         if episode.collision is None and episode.longest_standstill_s < cfg.max_standstill_s:
             break
     front = cfg.world.ego.front_m

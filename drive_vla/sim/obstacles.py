@@ -63,13 +63,17 @@ def standing_spot(world: EmbeddedWorld, gap_m: float) -> tuple[LaneIndex, float]
     return lane_index, s
 
 
-def add_standing_car(world: EmbeddedWorld, lane_index: LaneIndex, s: float, instance_id: str) -> TrafficVehicle:
-    """Add a car at rest at ``s`` on ``lane_index``, facing along the lane, that stays at rest."""
+def add_standing_car(
+    world: EmbeddedWorld, lane_index: LaneIndex, s: float, instance_id: str, yaw_rad: float = 0.0
+) -> TrafficVehicle:
+    """Add a car at rest at ``s`` on ``lane_index``, turned ``yaw_rad`` from the lane's heading (0: facing along
+    it; +-pi/2: across it, as a crossing car that stopped in the junction), that stays at rest."""
     # A car (never a truck: its size is part of what the branch keeps fixed) that brakes at rest from now on.
     traffic = replace(world.cfg.traffic, truck_fraction=0.0, stop_rate_per_min=0.0)
     colour = world.next_vehicle_index  # the colour the scenario's next car would get
     v = make_traffic(world.road, lane_index, s, 0.0, np.random.default_rng(0), traffic, instance_id, colour)
     v.stops = ((0.0, STOP_HORIZON_S),)
+    v.heading = float(v.heading + yaw_rad)  # at rest it never turns back (its heading changes only with speed)
     world.add_vehicle(v)
     return v
 
@@ -82,11 +86,16 @@ def place_standing_car(world: EmbeddedWorld, gap_m: float, instance_id: str) -> 
 
 
 def obstacle_twin(
-    world: EmbeddedWorld, rng: np.random.Generator, gap_range_m: tuple[float, float], instance_id: str
+    world: EmbeddedWorld,
+    rng: np.random.Generator,
+    gap_range_m: tuple[float, float],
+    instance_id: str,
+    yaw_range_deg: float = 0.0,
 ) -> EmbeddedWorld | None:
     """A copy of ``world`` (the renderer shared) with a standing car ``instance_id`` placed at a gap drawn
-    from ``gap_range_m`` but never closer than the expert's hard-braking stopping gap; None where no spot
-    is free (``world`` itself is never changed, and is copied only when the spot is free)."""
+    from ``gap_range_m`` but never closer than the expert's hard-braking stopping gap, turned from its lane by
+    an angle drawn from [-yaw_range_deg, yaw_range_deg] (0: no draw, facing along the lane); None where no
+    spot is free (``world`` itself is never changed, and is copied only when the spot is free)."""
     lo, hi = gap_range_m
     lo = max(lo, stopping_gap_m(world.ego_speed_mps, world.cfg.expert.max_decel_mps2, 2.0))
     if lo > hi:
@@ -94,8 +103,9 @@ def obstacle_twin(
     spot = standing_spot(world, float(rng.uniform(lo, hi)))
     if spot is None:
         return None
+    yaw = float(np.radians(rng.uniform(-yaw_range_deg, yaw_range_deg))) if yaw_range_deg > 0.0 else 0.0
     twin = copy.deepcopy(world, {id(world.renderer): world.renderer})
-    add_standing_car(twin, *spot, instance_id)
+    add_standing_car(twin, *spot, instance_id, yaw)
     return twin
 
 

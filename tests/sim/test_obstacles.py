@@ -66,6 +66,28 @@ def test_the_twin_leaves_the_world_alone_and_keeps_a_stopping_gap(world):
     assert obstacle_twin(world, rng, (4.0, floor - 1.0), "none") is None  # no gap in range can stop in time
 
 
+def test_turned_cars_stand_across_the_route_and_the_default_draws_as_before(world, clear_traffic):
+    world.reset("intersection", 5)
+    clear_traffic(world)
+    lane_heading = world.road.network.get_lane(world.ego.lane_index).heading_at(0.0)
+    plain, turned = np.random.default_rng(3), np.random.default_rng(3)
+    offsets = []
+    for i in range(12):
+        a = obstacle_twin(world, plain, (6.0, 30.0), f"p-{i}")
+        b = obstacle_twin(world, turned, (6.0, 30.0), f"t-{i}", yaw_range_deg=90.0)
+        (car_a,) = [v for v in a.traffic() if v.instance_id == f"p-{i}"]
+        (car_b,) = [v for v in b.traffic() if v.instance_id == f"t-{i}"]
+        assert car_a.heading == pytest.approx(lane_heading, abs=1e-6)  # yaw 0: facing along the lane, no draw
+        assert np.allclose(car_a.position, car_b.position)  # the same gap drawn first: only the yaw differs
+        offsets.append(float(np.angle(np.exp(1j * (car_b.heading - lane_heading)))))
+        plain.uniform()  # keep the streams aligned: the turned twin drew its yaw after the gap
+        for _ in range(10):
+            b.step(None)
+        assert car_b.speed == 0.0 and car_b.heading == pytest.approx(lane_heading + offsets[-1], abs=1e-6)
+    assert max(np.abs(offsets)) <= np.radians(90.0) + 1e-9
+    assert max(np.abs(offsets)) > np.radians(45.0)  # some stand side-on, as a crossing car that stopped
+
+
 def test_branches_keep_the_recorded_episode_and_brake_for_the_car(world):
     plain = record_episode(world, "highway", 11, keyframes=4, image_wh=None)
     branched = record_episode(world, "highway", 11, keyframes=4, image_wh=(32, 18), obstacle_gaps_m=(10.0, 60.0))
@@ -123,3 +145,5 @@ def test_obstacle_settings_are_checked():
         DatasetConfig(obstacle_gap_m=(20.0, 5.0))
     with pytest.raises(ValueError, match="obstacle_gap_m"):
         DatasetConfig(obstacle_gap_m=(3.0,))
+    with pytest.raises(ValueError, match="obstacle_yaw_deg"):
+        DatasetConfig(obstacle_yaw_deg=-10.0)
