@@ -111,16 +111,23 @@ def test_make_embedded_obstacle_gap_flag(tmp_path, capsys):
     assert "dataset.obstacle_gap_m: got (20.0, 4.0), expected [low, high] metres with 0 < low <= high" in err
 
 
-def test_make_embedded_obstacle_yaw_flag(tmp_path, capsys, monkeypatch):
+@pytest.fixture
+def recording_config(monkeypatch) -> dict:
+    """make_embedded replaced by a fake that keeps the DatasetConfig it was given (under "config")."""
     import drive_vla.sim.dataset as dataset
 
-    seen = {}
+    seen: dict = {}
 
     def fake_make(out, scenes, seed, **kw):
         seen["config"] = kw["config"]
         return {"scenes": scenes, "samples": 0, "splits": {}}
 
     monkeypatch.setattr(dataset, "make_embedded", fake_make)
+    return seen
+
+
+def test_make_embedded_obstacle_yaw_flag(tmp_path, capsys, recording_config):
+    seen = recording_config
     args = ["data", "make-embedded", "--out", str(tmp_path / "a"), "--scenes", "2", "--obstacle-scenes", "1"]
     assert main([*args, "--obstacle-yaw", "90"]) == 0
     assert seen["config"].obstacle_yaw_deg == 90.0 and seen["config"].obstacle_scene_fraction == 1.0
@@ -128,16 +135,8 @@ def test_make_embedded_obstacle_yaw_flag(tmp_path, capsys, monkeypatch):
     assert "dataset.obstacle_yaw_deg: got 200.0, expected degrees in [0, 180]" in capsys.readouterr().err
 
 
-def test_make_embedded_set_reaches_the_recording_config(tmp_path, capsys, monkeypatch):
-    import drive_vla.sim.dataset as dataset
-
-    seen = {}
-
-    def fake_make(out, scenes, seed, **kw):
-        seen["config"] = kw["config"]
-        return {"scenes": scenes, "samples": 0, "splits": {}}
-
-    monkeypatch.setattr(dataset, "make_embedded", fake_make)
+def test_make_embedded_set_reaches_the_recording_config(tmp_path, capsys, recording_config):
+    seen = recording_config
     args = ["data", "make-embedded", "--out", str(tmp_path / "a"), "--scenes", "2", "--keyframes", "3"]
     assert main([*args, "--set", "world.expert.max_cruise_mps=20", "--set", "keyframes_per_scene=9"]) == 0
     cfg = seen["config"]
