@@ -114,3 +114,13 @@ def test_parse_override_values():
     assert parse_override("s=hello world") == (["s"], "hello world")
     with pytest.raises(ConfigError, match="dotted key"):
         parse_override("a..b=1")
+
+
+def test_model_and_training_configs_load_without_torch():
+    """The head configs live apart from the heads (drive_vla.model.head_configs): reading a recipe stays light."""
+    import subprocess
+    import sys
+
+    code = "import sys; import drive_vla.training.config, drive_vla.model.config; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

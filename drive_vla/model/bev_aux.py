@@ -11,55 +11,13 @@ drawn from ``Targets.boxes`` / ``Targets.future_boxes``; nothing here runs at in
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from drive_vla.model.head_configs import BEVAuxConfig
 from drive_vla.types import Boxes, Sample
-
-
-@dataclass
-class BEVAuxConfig:
-    """The occupancy task (``ModelConfig.bev_aux``).
-
-    Attributes:
-        enabled: add the head and the "bev_bce" loss (weight ``loss.bev_bce``).
-        x_range_m: (back, front) extent along the ego's heading, metres.
-        y_range_m: (right, left) extent, metres (y points left).
-        cell_m: cell size, metres.
-        steps: keyframes ahead whose agents are drawn (0 = now; 2 = 1 s at 2 Hz).
-        hidden: width of the head's hidden layer.
-    """
-
-    enabled: bool = False
-    x_range_m: tuple[float, float] = (-8.0, 56.0)
-    y_range_m: tuple[float, float] = (-24.0, 24.0)
-    cell_m: float = 4.0
-    steps: tuple[int, ...] = (0, 2, 4)
-    hidden: int = 256
-
-    def __post_init__(self) -> None:
-        self.x_range_m = tuple(float(v) for v in self.x_range_m)
-        self.y_range_m = tuple(float(v) for v in self.y_range_m)
-        self.steps = tuple(int(s) for s in self.steps)
-        for name in ("x_range_m", "y_range_m"):
-            lo, hi = getattr(self, name)
-            if not hi > lo:
-                raise ValueError(f"bev_aux.{name}: got {[lo, hi]}, expected [low, high] with high > low")
-        if self.cell_m <= 0:
-            raise ValueError(f"bev_aux.cell_m: got {self.cell_m}, expected > 0")
-        if not self.steps or min(self.steps) < 0:
-            raise ValueError(f"bev_aux.steps: got {list(self.steps)}, expected keyframe offsets >= 0")
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """(steps, rows along x, columns along y)."""
-        nx = int(round((self.x_range_m[1] - self.x_range_m[0]) / self.cell_m))
-        ny = int(round((self.y_range_m[1] - self.y_range_m[0]) / self.cell_m))
-        return len(self.steps), nx, ny
-
 
 # points of a unit box footprint (corners, edge midpoints, centre, quarter points) in box coordinates
 _U = np.array([-0.5, -0.25, 0.0, 0.25, 0.5])

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -21,30 +20,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from drive_vla.geometry import box_corners, invert_transform, transform_points
+from drive_vla.model.head_configs import CameraAuxConfig
 from drive_vla.types import Boxes, Sample
 
 MIN_DEPTH_M = 0.5  # corners nearer than this (or behind the camera) are projected at this depth
-
-
-@dataclass
-class CameraAuxConfig:
-    """The camera-space task (``ModelConfig.camera_aux``).
-
-    Attributes:
-        enabled: add the head and the "cam_aux" loss (weight ``loss.cam_aux``).
-        range_m: boxes whose centre is farther from the ego than this are not drawn.
-        depth_weight: weight of the log-depth term (cells covered by a box) beside the coverage term.
-    """
-
-    enabled: bool = False
-    range_m: float = 60.0
-    depth_weight: float = 1.0
-
-    def __post_init__(self) -> None:
-        if not self.range_m > 0:
-            raise ValueError(f"camera_aux.range_m: got {self.range_m}, expected > 0 metres")
-        if self.depth_weight < 0:
-            raise ValueError(f"camera_aux.depth_weight: got {self.depth_weight}, expected >= 0")
 
 
 def camera_targets(

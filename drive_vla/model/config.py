@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from drive_vla.model.bev_aux import BEVAuxConfig
-from drive_vla.model.camera_aux import CameraAuxConfig
-from drive_vla.model.free_space import FreeSpaceConfig
+from drive_vla.model.head_configs import BEVAuxConfig, CameraAuxConfig, FreeSpaceConfig
 from drive_vla.model.text_tokenizer import MIN_TEXT_VOCAB, TEXT_TOKENIZERS
 from drive_vla.types import CAMERA_NAMES, JUNCTION_HORIZON_M
 

@@ -22,57 +22,15 @@ world's route, CARLA's global plan); without them (nuScenes) the label is absent
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from drive_vla.model.head_configs import FreeSpaceConfig
 from drive_vla.types import Boxes, Sample
 
 STEP_M = 0.5  # spacing of the corridor's test points along the route
-SOURCES = ("hidden", "camera", "own")
-
-
-@dataclass
-class FreeSpaceConfig:
-    """The free-distance head (``ModelConfig.free_space``).
-
-    Attributes:
-        enabled: add the head and the "free_l1" loss (weight ``loss.free_l1``).
-        corridor_m: half-width of the ego's corridor around the route polyline (ego half-width plus margin).
-        max_m: labels and predictions are capped at this distance ("clear as far as this").
-        cap_speed: outside training, slow the head's plan to what the predicted gap allows.
-        time_gap_s: time gap of the cap (the expert's IDM time gap).
-        standstill_m: predicted distance (from the ego's origin, the rear axle) at which the cap is 0.
-        source: what the head reads: "hidden" (the planner's hidden state), "camera" (the front camera's
-            backbone feature map, pooled to 5x8, with the route points): a direct path from what the
-            backbone sees, where the hidden state passes through the resampler's few tokens and the LM; or
-            "own" (a backbone of its own on the front camera, with the route points).
-        backbone: timm model name of the "own" backbone (random weights).
-        feature_index: which feature level of the "own" backbone the head reads (2: stride 8 for lcnet).
-    """
-
-    enabled: bool = False
-    corridor_m: float = 1.3
-    max_m: float = 50.0
-    cap_speed: bool = False
-    time_gap_s: float = 1.4
-    standstill_m: float = 7.0
-    source: str = "hidden"
-    backbone: str = "lcnet_050"
-    feature_index: int = 2
-
-    def __post_init__(self) -> None:
-        if self.source not in SOURCES:
-            raise ValueError(f"free_space.source: got {self.source!r}, expected one of {list(SOURCES)}")
-        if self.feature_index < 0:
-            raise ValueError(f"free_space.feature_index: got {self.feature_index!r}, expected >= 0")
-        for name in ("corridor_m", "max_m", "time_gap_s"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"free_space.{name}: got {getattr(self, name)!r}, expected > 0")
-        if not 0 <= self.standstill_m < self.max_m:
-            raise ValueError(f"free_space.standstill_m: got {self.standstill_m!r}, expected in [0, max_m)")
 
 
 def route_polyline(points: np.ndarray, max_m: float) -> tuple[np.ndarray, np.ndarray]:

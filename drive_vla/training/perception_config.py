@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from drive_vla.model.free_space import FreeSpaceConfig
+from drive_vla.model.head_configs import FreeSpaceConfig
 
 
 @dataclass
