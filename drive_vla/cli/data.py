@@ -47,6 +47,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "standing across the route (default: the sim config's, 0)",
     )
     make.add_argument(
+        "--obstacle-no-floor",
+        action="store_true",
+        help="draw the standing car's gap from --obstacle-gap as given, also closer than the expert can stop "
+        "(data for the perception stage, whose labels are free distances; the expert's plans there end in a crash)",
+    )
+    make.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -94,6 +100,8 @@ def _make_embedded(args: argparse.Namespace) -> int:
             overrides.append(f"obstacle_gap_m=[{args.obstacle_gap[0]}, {args.obstacle_gap[1]}]")
         if args.obstacle_yaw is not None:
             overrides.append(f"obstacle_yaw_deg={args.obstacle_yaw}")
+        if args.obstacle_no_floor:
+            overrides.append("obstacle_stopping_floor=false")
         if args.val_fraction is not None:
             overrides.append(f"val_fraction={args.val_fraction}")
         config = load_config(DatasetConfig, overrides=overrides) if overrides else None

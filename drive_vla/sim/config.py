@@ -207,6 +207,9 @@ class DatasetConfig:
     # (0: facing along the lane, no draw). 90 includes cars standing across the route, as a crossing car that
     # stopped in a junction shows itself (BENCHMARKS.md, closed-loop round 14: tried for the perception stage).
     obstacle_yaw_deg: float = 0.0
+    # False: the gap is drawn from obstacle_gap_m as given, also closer than the expert can stop (data for the
+    # perception stage, whose labels are free distances; the expert's plans in such twins end in a crash).
+    obstacle_stopping_floor: bool = True
     # The world the scenes are recorded in; its expert is the teacher (teacher_world).
     world: WorldConfig = field(default_factory=teacher_world)
 

@@ -163,6 +163,7 @@ def record_episode(
     share_futures: bool = True,
     obstacle_gaps_m: tuple[float, float] | None = None,
     obstacle_yaw_deg: float = 0.0,
+    obstacle_floor: bool = True,
 ) -> Episode:
     """Drive the expert for ``keyframes`` keyframes (+ FUTURE_STEPS more for labels) and record them.
 
@@ -173,7 +174,7 @@ def record_episode(
     False: from a fresh world copy at every keyframe). ``obstacle_gaps_m`` (low, high) branches every
     written keyframe with a car standing that far ahead (``obstacle_branch``; from its own generator, so
     the recorded episode is the same with or without it), the car turned from its lane by up to
-    ``obstacle_yaw_deg`` either way.
+    ``obstacle_yaw_deg`` either way; ``obstacle_floor`` False also places it closer than the expert can stop.
     """
     world.reset(scenario, seed)
     rng = np.random.default_rng(seed + 7919)
@@ -189,7 +190,7 @@ def record_episode(
             frames[-1].expert_future = futures.at(world)
         if obstacle_gaps_m is not None and k < keyframes:
             frames[-1].obstacle_branch = obstacle_branch(
-                world, obstacle_rng, obstacle_gaps_m, k, image_wh, obstacle_yaw_deg
+                world, obstacle_rng, obstacle_gaps_m, k, image_wh, obstacle_yaw_deg, obstacle_floor
             )
         if k + 1 < keyframes + FUTURE_STEPS:
             noisy = prob > 0.0 and rng.random() < prob
@@ -211,10 +212,12 @@ def obstacle_branch(
     k: int,
     image_wh: tuple[int, int] | None,
     yaw_deg: float = 0.0,
+    stopping_floor: bool = True,
 ) -> tuple[Frame, list[Frame]] | None:
     """Keyframe ``k`` with a standing car placed ahead (``obstacles.obstacle_twin``, turned up to ``yaw_deg``)
     and the expert's next FUTURE_STEPS keyframes from there; None where no spot on the route ahead is free."""
-    twin = obstacle_twin(world, rng, gaps_m, f"{world.scenario.name}-{world.seed}-standing-{k:03d}", yaw_deg)
+    name = f"{world.scenario.name}-{world.seed}-standing-{k:03d}"
+    twin = obstacle_twin(world, rng, gaps_m, name, yaw_deg, stopping_floor)
     if twin is None:
         return None
     return capture_frame(twin, True, image_wh), expert_keyframes(twin, FUTURE_STEPS)
@@ -347,7 +350,17 @@ def _record_job(job: tuple) -> tuple:
         perturb = (cfg.perturb_prob, cfg.perturb_steer, cfg.perturb_pedal) if noisy else (0.0, 0.0, 0.0)
         futures = noisy and cfg.expert_plan_labels and cfg.perturb_prob > 0.0
         episode = record_episode(
-            world, scenario, s, cfg.keyframes_per_scene, image_wh, perturb, futures, True, gaps, cfg.obstacle_yaw_deg
+            world,
+            scenario,
+            s,
+            cfg.keyframes_per_scene,
+            image_wh,
+            perturb,
+            futures,
+            True,
+            gaps,
+            cfg.obstacle_yaw_deg,
+            cfg.obstacle_stopping_floor,
         )
         if episode.collision is None and episode.longest_standstill_s < cfg.max_standstill_s:
             break

@@ -91,13 +91,16 @@ def obstacle_twin(
     gap_range_m: tuple[float, float],
     instance_id: str,
     yaw_range_deg: float = 0.0,
+    stopping_floor: bool = True,
 ) -> EmbeddedWorld | None:
     """A copy of ``world`` (the renderer shared) with a standing car ``instance_id`` placed at a gap drawn
-    from ``gap_range_m`` but never closer than the expert's hard-braking stopping gap, turned from its lane by
-    an angle drawn from [-yaw_range_deg, yaw_range_deg] (0: no draw, facing along the lane); None where no
-    spot is free (``world`` itself is never changed, and is copied only when the spot is free)."""
+    from ``gap_range_m`` but (with ``stopping_floor``) never closer than the expert's hard-braking stopping gap,
+    turned from its lane by an angle drawn from [-yaw_range_deg, yaw_range_deg] (0: no draw, facing along the
+    lane); None where no spot is free (``world`` itself is never changed, and is copied only when the spot is
+    free)."""
     lo, hi = gap_range_m
-    lo = max(lo, stopping_gap_m(world.ego_speed_mps, world.cfg.expert.max_decel_mps2, 2.0))
+    if stopping_floor:
+        lo = max(lo, stopping_gap_m(world.ego_speed_mps, world.cfg.expert.max_decel_mps2, 2.0))
     if lo > hi:
         return None
     spot = standing_spot(world, float(rng.uniform(lo, hi)))

@@ -133,6 +133,9 @@ def test_make_embedded_obstacle_yaw_flag(tmp_path, capsys, recording_config):
     assert seen["config"].obstacle_yaw_deg == 90.0 and seen["config"].obstacle_scene_fraction == 1.0
     assert main([*args, "--obstacle-yaw", "200"]) == 2
     assert "dataset.obstacle_yaw_deg: got 200.0, expected degrees in [0, 180]" in capsys.readouterr().err
+    assert seen["config"].obstacle_stopping_floor  # the default keeps the expert's stopping gap
+    assert main([*args, "--obstacle-gap", "1", "35", "--obstacle-no-floor"]) == 0
+    assert not seen["config"].obstacle_stopping_floor and seen["config"].obstacle_gap_m == (1.0, 35.0)
 
 
 def test_make_embedded_set_reaches_the_recording_config(tmp_path, capsys, recording_config):

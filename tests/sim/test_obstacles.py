@@ -66,6 +66,21 @@ def test_the_twin_leaves_the_world_alone_and_keeps_a_stopping_gap(world):
     assert obstacle_twin(world, rng, (4.0, floor - 1.0), "none") is None  # no gap in range can stop in time
 
 
+def test_without_the_floor_cars_stand_closer_than_the_expert_can_stop(world):
+    world.reset("highway", 4)
+    floor = stopping_gap_m(world.ego_speed_mps, world.cfg.expert.max_decel_mps2, 2.0)
+    assert floor > 6.0  # at highway speed the floor is well above the range below
+    rng = np.random.default_rng(0)
+    gaps = []
+    for i in range(10):
+        twin = obstacle_twin(world, rng, (1.0, 6.0), f"n-{i}", stopping_floor=False)
+        if twin is not None:
+            (car,) = [v for v in twin.traffic() if v.instance_id == f"n-{i}"]
+            arc, _ = twin.route.project(car.position, twin.route_arc, window_m=120.0)
+            gaps.append(arc - twin.route_arc - world.cfg.ego.length_m / 2 - world.cfg.traffic.car_lwh_m[0] / 2)
+    assert gaps and 1.0 - 0.5 <= min(gaps) and max(gaps) <= 6.0 + 0.5  # the range as given, under the floor
+
+
 def test_turned_cars_stand_across_the_route_and_the_default_draws_as_before(world, clear_traffic):
     world.reset("intersection", 5)
     clear_traffic(world)
