@@ -133,6 +133,9 @@ class PlannerHeadConfig:
             the current speed along the polyline ego -> route point 1 -> route point 2 (heading along
             it) instead of straight ahead, so the head learns the correction to following the route;
             samples without a route target (nuScenes) keep the straight prior.
+        route_prior_curve: with ``prior_along_route``, the prior follows a smooth curve that leaves the ego
+            along its heading and passes through the route points (``planner_head.route_curve``) instead of
+            straight spans, which cut the inside of every bend.
         ego_status: feed the head ego features directly (a skip around the LM, as VAD/BEV-Planner's
             ego-status input): "none"; "longitudinal" (speed, longitudinal acceleration, past forward
             positions and the command: no lateral feedback such as steer, yaw rate or past lateral
@@ -156,6 +159,7 @@ class PlannerHeadConfig:
     kl_weight: float = 1e-3
     residual_to_constant_velocity: bool = False
     prior_along_route: bool = False
+    route_prior_curve: bool = False
     ego_status: Literal["none", "longitudinal", "full"] = "none"
     target_speed_classes: list[float] = field(default_factory=list)
     brake_threshold: float | None = None
@@ -280,6 +284,10 @@ class ModelConfig:
             raise ValueError(
                 "planner_head.prior_along_route: got true, expected route_target: true and "
                 "planner_head.residual_to_constant_velocity: true (it shapes that prior along the route)"
+            )
+        if head.route_prior_curve and not head.prior_along_route:
+            raise ValueError(
+                "planner_head.route_prior_curve: got true, expected prior_along_route: true (it shapes it)"
             )
         if self.action_tokenizer not in ("uniform", "fast"):
             raise ValueError(f"action_tokenizer: got {self.action_tokenizer!r}, expected 'uniform' or 'fast'")

@@ -172,7 +172,12 @@ class PlannerHead(nn.Module):
             t = STEP_DT_S * torch.arange(1, self.steps + 1, dtype=poses.dtype, device=poses.device)  # (T,)
             arc = speed_mps.to(poses.dtype).clamp(min=0.0)[:, None] * t[None]  # (B, T)
             if self.cfg.prior_along_route and route_target is not None and route_mask is not None:
-                poses = poses + route_prior(arc, route_target.to(poses.dtype), route_mask)
+                points = route_target.to(poses.dtype)
+                if self.cfg.route_prior_curve:
+                    usable = route_usable(points, route_mask)
+                    poses = poses + route_prior(arc, route_curve(points), usable, usable=usable)
+                else:
+                    poses = poses + route_prior(arc, points, route_mask)
             else:
                 poses = poses + torch.stack([arc, torch.zeros_like(arc), torch.zeros_like(arc)], dim=-1)
         if speed_logits is not None and not self.training:
@@ -186,13 +191,16 @@ class PlannerHead(nn.Module):
 MIN_ROUTE_SEGMENT_M = 1.0  # shorter first segments (or route points behind the ego) give the straight prior
 
 
-def route_prior(arc: torch.Tensor, points: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def route_prior(
+    arc: torch.Tensor, points: torch.Tensor, mask: torch.Tensor, usable: torch.Tensor | None = None
+) -> torch.Tensor:
     """(B, T) distances along the route, (B, P, 2) route points (ego frame), (B,) mask -> (B, T, 3) poses.
 
     The poses lie ``arc`` metres along the polyline ego origin -> points[0] -> ... -> points[-1], extended
     along its last segment, with the heading of the segment they are on. Where the mask is False, the
     first point is closer than MIN_ROUTE_SEGMENT_M or not ahead of the ego (x <= 0), the poses lie
-    straight ahead (x = arc, y = 0, yaw = 0).
+    straight ahead (x = arc, y = 0, yaw = 0); a given ``usable`` (B,) replaces that test (for points drawn
+    from the route points by ``route_curve``).
     """
     b = points.shape[0]
     verts = torch.cat([torch.zeros(b, 1, 2, dtype=points.dtype, device=points.device), points], dim=1)  # (B, V, 2)
@@ -209,8 +217,42 @@ def route_prior(arc: torch.Tensor, points: torch.Tensor, mask: torch.Tensor) -> 
     yaw = torch.atan2(unit[..., 1], unit[..., 0])
     along = torch.cat([xy, yaw[..., None]], dim=-1)
     straight = torch.stack([arc, torch.zeros_like(arc), torch.zeros_like(arc)], dim=-1)
-    usable = mask.bool() & (points[:, 0, 0] > 0.0) & (seg_len[:, 0] >= MIN_ROUTE_SEGMENT_M)
+    usable = route_usable(points, mask) if usable is None else usable
     return torch.where(usable[:, None, None], along, straight)
+
+
+def route_usable(points: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(B,) bool: the route points (B, P, 2) can shape a prior: present, the first ahead of the ego (x > 0) and
+    at least MIN_ROUTE_SEGMENT_M away."""
+    return mask.bool() & (points[:, 0, 0] > 0.0) & (points[:, 0].norm(dim=-1) >= MIN_ROUTE_SEGMENT_M)
+
+
+CURVE_SAMPLES = 8  # points per span of ``route_curve``
+
+
+def route_curve(points: torch.Tensor) -> torch.Tensor:
+    """(B, P, 2) route points (ego frame) -> (B, P * CURVE_SAMPLES, 2) points on a smooth curve through them.
+
+    A cubic Hermite spline from the ego origin, leaving it along the ego's heading (+x), through each point,
+    with Catmull-Rom tangents at the inner points and the last span's direction at the end. Straight spans
+    between route points 7.5-27.5 m apart cut the inside of a bend (in a roundabout of 20 m radius by
+    1-2 m, into the inner lane); the curve leaves the ego as the lane does. The origin itself is not
+    returned (``route_prior`` starts there)."""
+    b, p, _ = points.shape
+    zero = torch.zeros(b, 1, 2, dtype=points.dtype, device=points.device)
+    verts = torch.cat([zero, points], dim=1)  # (B, P + 1, 2)
+    first = points[:, 0].norm(dim=-1, keepdim=True)
+    start = torch.cat([first, torch.zeros_like(first)], dim=-1)[:, None]  # along +x, as long as the first span
+    inner = 0.5 * (verts[:, 2:] - verts[:, :-2])  # Catmull-Rom
+    end = verts[:, -1:] - verts[:, -2:-1]
+    tangents = torch.cat([start, inner, end], dim=1)  # (B, P + 1, 2)
+    t = torch.arange(1, CURVE_SAMPLES + 1, dtype=points.dtype, device=points.device) / CURVE_SAMPLES
+    t2, t3 = t * t, t * t * t
+    h00, h10, h01, h11 = 2 * t3 - 3 * t2 + 1, t3 - 2 * t2 + t, -2 * t3 + 3 * t2, t3 - t2  # (S,)
+    a, b_, ma, mb = verts[:, :-1, None], verts[:, 1:, None], tangents[:, :-1, None], tangents[:, 1:, None]
+    w = [h[None, None, :, None] for h in (h00, h10, h01, h11)]
+    curve = w[0] * a + w[1] * ma + w[2] * b_ + w[3] * mb  # (B, P, S, 2)
+    return curve.reshape(b, p * CURVE_SAMPLES, 2)
 
 
 def retime(poses: torch.Tensor, speed_mps: torch.Tensor, target_mps: torch.Tensor, ramp_s: float) -> torch.Tensor:
