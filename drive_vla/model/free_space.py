@@ -139,6 +139,17 @@ class FreeSpaceHead(nn.Module):
         return ((self(h).clamp(0.0, self.cfg.max_m) - self.cfg.standstill_m) / self.cfg.time_gap_s).clamp(min=0.0)
 
 
+def junction_approach_cap(cfg: FreeSpaceConfig, junction_m: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """(B,) the speed allowed on the approach to the route's yield line ``junction_m`` (B,) metres ahead: at most
+    ``sqrt(v^2 + 2 a d)`` within ``cfg.junction_approach_m`` of it; inf where it is farther, unknown (``known``
+    False) or the cap is off."""
+    v, a = cfg.junction_approach_mps, cfg.junction_approach_decel_mps2
+    d = junction_m.clamp(min=0.0)
+    cap = torch.sqrt(v * v + 2.0 * a * d)
+    near = known.bool() & (junction_m < cfg.junction_approach_m) & (v > 0)
+    return torch.where(near, cap, torch.full_like(cap, float("inf")))
+
+
 def plan_speed(poses: torch.Tensor) -> torch.Tensor:
     """(B, T, 3) poses -> (B,) the plan's mean speed over its first second (two 0.5 s steps)."""
     return poses[:, 1, :2].norm(dim=-1) / 1.0

@@ -23,7 +23,7 @@ from drive_vla.data.labels import meta_action_from_text
 from drive_vla.model import lean_decoder
 from drive_vla.model.config import DEFAULT_EXPLAIN_QUESTION
 from drive_vla.model.prompt import PromptLayout
-from drive_vla.model.state import route_target_inputs
+from drive_vla.model.state import route_target_inputs, scalar_inputs
 from drive_vla.types import Batch, Plan, Trajectory
 
 if TYPE_CHECKING:
@@ -282,13 +282,24 @@ def path_length(poses: torch.Tensor) -> torch.Tensor:
     return (xy[:, 1:] - xy[:, :-1]).norm(dim=-1).cumsum(1)
 
 
-def cap_to_free_space(model: DriveVLA, last: Any, poses: torch.Tensor, speed: torch.Tensor, has_route: torch.Tensor):
-    """Re-time the rows whose planned speed exceeds the free-distance head's cap (rows where ``has_route``);
-    the cap of every row goes to ``model.last_speed_cap`` (m/s, NaN where not applied)."""
-    from drive_vla.model.free_space import plan_speed
+def cap_to_free_space(
+    model: DriveVLA,
+    last: Any,
+    poses: torch.Tensor,
+    speed: torch.Tensor,
+    has_route: torch.Tensor,
+    junction: tuple[torch.Tensor, torch.Tensor] | None = None,
+):
+    """Re-time the rows whose planned speed exceeds the free-distance head's cap (rows where ``has_route``),
+    and with ``free_space.junction_approach_mps`` the approach cap before the yield line (``junction``: (B,)
+    distances and mask); the cap of every row goes to ``model.last_speed_cap`` (m/s, NaN where not applied)."""
+    from drive_vla.model.free_space import junction_approach_cap, plan_speed
     from drive_vla.model.planner_head import retime
 
     cap = model.free_head.speed_cap(last).to(poses.dtype)
+    if junction is not None and model.cfg.free_space.junction_approach_mps > 0:
+        dist, known = (t.to(cap.device) for t in junction)
+        cap = torch.minimum(cap, junction_approach_cap(model.cfg.free_space, dist.to(cap.dtype), known))
     planned = plan_speed(poses)
     slow = has_route & (planned > cap + 0.5)
     if bool(slow.any()):  # from the slower of the current and the planned speed
@@ -342,7 +353,8 @@ def plan_batch(
         if capped:
             route, has_route = route_target_inputs(batch, last.device)
             source = model.free_space_input(batch, route, maps, last)
-            poses = cap_to_free_space(model, source, poses, inputs["speed_mps"], has_route)
+            junction = scalar_inputs(batch, "junction", last.device)
+            poses = cap_to_free_space(model, source, poses, inputs["speed_mps"], has_route, junction)
         head_traj = poses.float().cpu().numpy()  # (B, T, 3)
     t_head = time.perf_counter()
 

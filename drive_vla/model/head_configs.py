@@ -91,6 +91,12 @@ class FreeSpaceConfig:
             "own" (a backbone of its own on the front camera, with the route points).
         backbone: timm model name of the "own" backbone (random weights).
         feature_index: which feature level of the "own" backbone the head reads (2: stride 8 for lcnet).
+        junction_approach_mps: with ``cap_speed``, within ``junction_approach_m`` of the route's next yield line
+            (``Observation.junction_m``: a navigation system's distance to the junction entry) the cap is also
+            at most ``sqrt(v^2 + 2 a d)`` with v this speed, a ``junction_approach_decel_mps2`` and d that
+            distance: the teacher's approach (5 m/s at the line, 3 m/s^2). 0: off.
+        junction_approach_m: how far before the yield line that cap starts.
+        junction_approach_decel_mps2: the deceleration of that approach.
     """
 
     enabled: bool = False
@@ -102,6 +108,9 @@ class FreeSpaceConfig:
     source: str = "hidden"
     backbone: str = "lcnet_050"
     feature_index: int = 2
+    junction_approach_mps: float = 0.0
+    junction_approach_m: float = 25.0
+    junction_approach_decel_mps2: float = 3.0
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
@@ -109,6 +118,13 @@ class FreeSpaceConfig:
         if self.feature_index < 0:
             raise ValueError(f"free_space.feature_index: got {self.feature_index!r}, expected >= 0")
         for name in ("corridor_m", "max_m", "time_gap_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"free_space.{name}: got {getattr(self, name)!r}, expected > 0")
+        if not self.junction_approach_mps >= 0:
+            raise ValueError(
+                f"free_space.junction_approach_mps: got {self.junction_approach_mps!r}, expected >= 0 (0: off)"
+            )
+        for name in ("junction_approach_m", "junction_approach_decel_mps2"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"free_space.{name}: got {getattr(self, name)!r}, expected > 0")
         if not 0 <= self.standstill_m < self.max_m:

@@ -85,7 +85,16 @@ def test_the_head_learns_the_label_and_caps_the_plan(tiny_config, samples, fit_o
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("corridor_m", 0.0), ("max_m", -1.0), ("standstill_m", 60.0), ("source", "lidar")]
+    ("field", "value"),
+    [
+        ("corridor_m", 0.0),
+        ("max_m", -1.0),
+        ("standstill_m", 60.0),
+        ("source", "lidar"),
+        ("junction_approach_mps", -1.0),
+        ("junction_approach_m", 0.0),
+        ("junction_approach_decel_mps2", 0.0),
+    ],
 )
 def test_bad_config_names_the_field(field, value):
     with pytest.raises(ValueError, match=f"free_space.{field}"):
@@ -107,6 +116,31 @@ def test_the_cap_never_takes_a_waypoint_past_the_plans_own_stop():
     assert model.last_speed_cap == [5.0]
     assert torch.all(path_length(capped) <= path_length(poses) + 1e-5)
     assert float(capped[0, 0, 0]) < float(poses[0, 0, 0])  # the first steps are slowed to the cap
+
+
+def test_the_junction_approach_caps_the_speed_before_the_yield_line():
+    """sqrt(5^2 + 2 x 3 x d) within 25 m of the line; nothing farther away, where the distance is unknown or the
+    option is off; and through cap_to_free_space a clear lane's plan is slowed to it only near the line."""
+    from types import SimpleNamespace
+
+    from drive_vla.model.free_space import junction_approach_cap
+    from drive_vla.model.generate import cap_to_free_space
+
+    cfg = FreeSpaceConfig(junction_approach_mps=5.0)
+    dist = torch.tensor([0.0, 10.0, 30.0, 10.0])
+    cap = junction_approach_cap(cfg, dist, torch.tensor([True, True, True, False]))
+    assert cap[:2].tolist() == pytest.approx([5.0, (25.0 + 60.0) ** 0.5])
+    assert torch.isinf(cap[2:]).all()
+    assert torch.isinf(junction_approach_cap(FreeSpaceConfig(), dist, torch.ones(4, dtype=torch.bool))).all()
+
+    poses = torch.tensor([[[6.0 * k, 0.0, 0.0] for k in range(1, 7)]] * 2)  # 12 m/s
+    model = SimpleNamespace(free_head=SimpleNamespace(speed_cap=lambda h: torch.tensor([30.0, 30.0])))
+    model.cfg = SimpleNamespace(free_space=cfg)
+    junction = (torch.tensor([5.0, 40.0]), torch.tensor([True, True]))
+    capped = cap_to_free_space(model, None, poses, torch.tensor([12.0, 12.0]), torch.tensor([True, True]), junction)
+    assert model.last_speed_cap == pytest.approx([(25.0 + 30.0) ** 0.5, 30.0])
+    assert float(capped[0, 1, 0]) < float(poses[0, 1, 0])  # near the line: slowed
+    assert torch.equal(capped[1], poses[1])  # 40 m away: the clear lane's plan as it was
 
 
 def test_the_own_backbone_holds_no_block_it_never_runs():
