@@ -291,13 +291,13 @@ def cap_to_free_space(
     junction: tuple[torch.Tensor, torch.Tensor] | None = None,
 ):
     """Re-time the rows whose planned speed exceeds the free-distance head's cap (rows where ``has_route``),
-    and with ``free_space.junction_approach_mps`` the approach cap before the yield line (``junction``: (B,)
-    distances and mask); the cap of every row goes to ``model.last_speed_cap`` (m/s, NaN where not applied)."""
+    and where ``junction`` ((B,) distances to the route's yield line and their mask) is given, the approach cap
+    before that line (``free_space.junction_approach_mps``); the cap of every row goes to ``model.last_speed_cap`` (m/s, NaN where not applied)."""
     from drive_vla.model.free_space import junction_approach_cap, plan_speed
     from drive_vla.model.planner_head import retime
 
     cap = model.free_head.speed_cap(last).to(poses.dtype)
-    if junction is not None and model.cfg.free_space.junction_approach_mps > 0:
+    if junction is not None:
         dist, known = (t.to(cap.device) for t in junction)
         cap = torch.minimum(cap, junction_approach_cap(model.cfg.free_space, dist.to(cap.dtype), known))
     planned = plan_speed(poses)
@@ -353,7 +353,8 @@ def plan_batch(
         if capped:
             route, has_route = route_target_inputs(batch, last.device)
             source = model.free_space_input(batch, route, maps, last)
-            junction = scalar_inputs(batch, "junction", last.device)
+            approach = cfg.free_space.junction_approach_mps > 0
+            junction = scalar_inputs(batch, "junction", last.device) if approach else None
             poses = cap_to_free_space(model, source, poses, inputs["speed_mps"], has_route, junction)
         head_traj = poses.float().cpu().numpy()  # (B, T, 3)
     t_head = time.perf_counter()

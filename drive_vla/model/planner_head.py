@@ -173,9 +173,9 @@ class PlannerHead(nn.Module):
             arc = speed_mps.to(poses.dtype).clamp(min=0.0)[:, None] * t[None]  # (B, T)
             if self.cfg.prior_along_route and route_target is not None and route_mask is not None:
                 points = route_target.to(poses.dtype)
-                if self.cfg.route_prior_curve:
+                if self.cfg.route_prior_curve:  # the usable test reads the route points, not the curve's samples
                     usable = route_usable(points, route_mask)
-                    poses = poses + route_prior(arc, route_curve(points), usable, usable=usable)
+                    poses = poses + route_prior(arc, route_curve(points), route_mask, usable=usable)
                 else:
                     poses = poses + route_prior(arc, points, route_mask)
             else:

@@ -163,7 +163,7 @@ def record_episode(
     share_futures: bool = True,
     obstacle_gaps_m: tuple[float, float] | None = None,
     obstacle_yaw_deg: float = 0.0,
-    obstacle_floor: bool = True,
+    obstacle_stopping_floor: bool = True,
 ) -> Episode:
     """Drive the expert for ``keyframes`` keyframes (+ FUTURE_STEPS more for labels) and record them.
 
@@ -174,7 +174,7 @@ def record_episode(
     False: from a fresh world copy at every keyframe). ``obstacle_gaps_m`` (low, high) branches every
     written keyframe with a car standing that far ahead (``obstacle_branch``; from its own generator, so
     the recorded episode is the same with or without it), the car turned from its lane by up to
-    ``obstacle_yaw_deg`` either way; ``obstacle_floor`` False also places it closer than the expert can stop.
+    ``obstacle_yaw_deg`` either way; ``obstacle_stopping_floor`` False also places it closer than the expert can stop.
     """
     world.reset(scenario, seed)
     rng = np.random.default_rng(seed + 7919)
@@ -190,7 +190,7 @@ def record_episode(
             frames[-1].expert_future = futures.at(world)
         if obstacle_gaps_m is not None and k < keyframes:
             frames[-1].obstacle_branch = obstacle_branch(
-                world, obstacle_rng, obstacle_gaps_m, k, image_wh, obstacle_yaw_deg, obstacle_floor
+                world, obstacle_rng, obstacle_gaps_m, k, image_wh, obstacle_yaw_deg, obstacle_stopping_floor
             )
         if k + 1 < keyframes + FUTURE_STEPS:
             noisy = prob > 0.0 and rng.random() < prob
@@ -358,9 +358,9 @@ def _record_job(job: tuple) -> tuple:
             perturb,
             futures,
             True,
-            gaps,
-            cfg.obstacle_yaw_deg,
-            cfg.obstacle_stopping_floor,
+            obstacle_gaps_m=gaps,
+            obstacle_yaw_deg=cfg.obstacle_yaw_deg,
+            obstacle_stopping_floor=cfg.obstacle_stopping_floor,
         )
         if episode.collision is None and episode.longest_standstill_s < cfg.max_standstill_s:
             break
