@@ -12,6 +12,9 @@ from dataclasses import dataclass, fields
 # derivative term and the windows keep their meaning at other control rates.
 
 
+LATERAL_LAWS = ("pid", "pursuit")  # the aim angle -> steer: TCP/TF++'s turn PID, or pure pursuit
+
+
 @dataclass
 class PIDControllerConfig:
     """Waypoints -> steer/throttle/brake, as the TCP and TransFuser++ CARLA agents do it.
@@ -41,6 +44,18 @@ class PIDControllerConfig:
     turn_kd: float = 0.3  # TCP and TF++
     turn_window_s: float = 2.0  # TCP/TF++ keep n=40 errors at 20 Hz
     standstill_speed_mps: float = 0.01  # TF++: below this the angle error is zeroed (no integral build-up)
+    # drive-vla: "pursuit" replaces the turn PID by pure pursuit (Coulter 1992) on the same aim point: the arc
+    # through the car and the aim point has curvature 2 sin(alpha) / d, and the front wheels turn
+    # atan(pursuit_wheelbase_m * curvature); steer = that angle / pursuit_max_steer_rad. The PID maps the aim angle
+    # to steer with one gain at every aim distance, which is pure pursuit's only at ~20 m/s (6 m aim): at the
+    # 2.25-3 m aims below 10 m/s it turns the wheels 2-2.6x less than the bend needs, and after a stop its
+    # windowed integral starts empty, so the car runs wide out of a yield stop in a roundabout (BENCHMARKS.md,
+    # round 16). The defaults are the embedded car's: highway-env turns it about its centre at
+    # v sin(beta) / (length / 2), an effective wheelbase of its length (EgoDynamicsConfig.length_m), with the
+    # wheels at 0.6 rad for steer = 1 (EgoDynamicsConfig.max_steer_rad). CARLA's Lincoln MKZ: 2.85 m, 1.2217 rad.
+    lateral: str = "pid"
+    pursuit_wheelbase_m: float = 4.084
+    pursuit_max_steer_rad: float = 0.6
 
     # --- longitudinal: desired speed from waypoint spacing -> speed PID
     speed_window_start_s: float = 0.5  # TF++ reads the planned speed between the waypoints at 0.5 s ...
@@ -110,6 +125,10 @@ class PIDControllerConfig:
         nullable = {"max_steer_rate_per_s", "max_throttle_rise_per_s", "max_brake_rise_per_s", "max_lateral_accel_mps2"}
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name == "lateral":
+                if value not in LATERAL_LAWS:
+                    raise ValueError(f"{f.name}: got {value!r}, expected one of {list(LATERAL_LAWS)}")
+                continue
             if f.name == "compensate_plan_age":
                 if not isinstance(value, bool):
                     raise ValueError(f"{f.name}: got {value!r}, expected true or false")

@@ -34,11 +34,23 @@ def make_limiter(cfg: PIDControllerConfig) -> ActuatorLimiter:
     )
 
 
+def pursuit_steer(aim_xy: np.ndarray, wheelbase_m: float, max_steer_rad: float) -> float:
+    """Pure pursuit: the steer (front-wheel angle / ``max_steer_rad``, positive LEFT, unclipped) that puts the car
+    on the arc through the ego origin and ``aim_xy`` (ego frame, metres), tangent to the car's heading."""
+    x, y = float(aim_xy[0]), float(aim_xy[1])
+    d2 = x * x + y * y
+    if d2 <= 0.0:
+        return 0.0
+    curvature = 2.0 * y / d2  # 2 sin(alpha) / d
+    return math.atan(wheelbase_m * curvature) / max_steer_rad
+
+
 class PIDController:
     """Lateral and longitudinal PID over a planned trajectory.
 
     Lateral: the aim point lies ``aim_distance`` (speed dependent) along the planned path; its angle
-    (degrees / 90, positive LEFT) is the turn PID's error. Longitudinal: the desired speed is the
+    (degrees / 90, positive LEFT) is the turn PID's error, or (``lateral: pursuit``) pure pursuit steers onto
+    the arc through it. Longitudinal: the desired speed is the
     planned path length between two plan times divided by their gap; the speed PID drives throttle on
     the clipped positive speed error; it brakes when the desired speed is near zero or the car is more
     than ``brake_ratio`` times faster than desired. Between policy calls the plan is re-expressed in
@@ -103,7 +115,11 @@ class PIDController:
             angle = 0.0
         else:
             angle = math.degrees(math.atan2(aim[1], aim[0])) / 90.0
-        steer = min(max(self.turn_pid.step(angle, dt), -1.0), 1.0)
+        if c.lateral == "pursuit":
+            steer = pursuit_steer(aim, c.pursuit_wheelbase_m, c.pursuit_max_steer_rad) if angle != 0.0 else 0.0
+        else:
+            steer = self.turn_pid.step(angle, dt)
+        steer = min(max(steer, -1.0), 1.0)
 
         # deadlock breaker: after a long standstill, creep if the plan still asks to move
         self._standstill_s = self._standstill_s + dt if abs(speed) < c.stuck_speed_mps else 0.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -213,9 +214,15 @@ def test_config_yaml_matches_dataclass_defaults():
     repo = __import__("pathlib").Path(__file__).resolve().parents[2]
     assert load_config(PIDControllerConfig, repo / "configs/control/pid.yaml") == PIDControllerConfig()
     carla_cfg = load_config(PIDControllerConfig, repo / "configs/control/pid_carla.yaml")
-    assert dataclasses.replace(carla_cfg, initial_brake_s=0.0, turn_kp=PIDControllerConfig().turn_kp) == (
-        PIDControllerConfig()
+    defaults = PIDControllerConfig()
+    same = dataclasses.replace(
+        carla_cfg,
+        initial_brake_s=0.0,
+        turn_kp=defaults.turn_kp,
+        pursuit_wheelbase_m=defaults.pursuit_wheelbase_m,
+        pursuit_max_steer_rad=defaults.pursuit_max_steer_rad,
     )
+    assert same == defaults
     assert carla_cfg.initial_brake_s == 2.0
     assert carla_cfg.turn_kp == 1.25  # TransFuser++'s gain, tuned for CARLA's 70 deg full lock
 
@@ -266,3 +273,49 @@ def test_curve_cap_slows_a_fast_plan_on_a_tight_bend_and_is_off_by_default(kit):
     assert straight.step(kit.straight_plan(12.0), kit.ego(12.0), DT).brake == 0.0
     with pytest.raises(ValueError, match="max_lateral_accel_mps2: got -1"):
         PIDControllerConfig(max_lateral_accel_mps2=-1.0)
+
+
+def test_pursuit_steer_puts_the_car_on_the_arc_through_the_aim_point():
+    """Pure pursuit: an aim point on a circle through the car, tangent to its heading, asks for the wheel angle of
+    that circle, atan(wheelbase / radius); mirrored it asks for the same to the right; straight ahead for none."""
+    from drive_vla.control.pid_controller import pursuit_steer
+
+    for radius, d in ((22.0, 3.0), (-40.0, 8.0), (12.0, 2.25)):
+        y = d * d / (2.0 * radius)  # a chord of length ~d from the origin on the circle
+        x = math.sqrt(d * d - y * y)
+        expected = math.atan(4.084 / radius) / 0.6
+        assert pursuit_steer(np.array([x, y]), 4.084, 0.6) == pytest.approx(expected, rel=1e-9)
+        assert pursuit_steer(np.array([x, -y]), 4.084, 0.6) == pytest.approx(-expected, rel=1e-9)
+    assert pursuit_steer(np.array([5.0, 0.0]), 4.084, 0.6) == 0.0
+    assert pursuit_steer(np.array([0.0, 0.0]), 4.084, 0.6) == 0.0
+
+
+def _pull_away_offset_m(kit, cfg: PIDControllerConfig, radius_m: float = 22.0) -> float:
+    """Largest distance from a fixed circle over 10 s, pulling away from a stop on it (the embedded car)."""
+    from drive_vla.sim.config import EgoDynamicsConfig
+
+    car_cfg = EgoDynamicsConfig()
+    car, ctrl, offsets = kit.KinematicCar(speed_mps=0.0), PIDController(cfg), []
+    for i in range(200):
+        if i % 10 == 0:
+            plan = _circle_plan(car, radius_m, 6.0)
+        car.step(ctrl.step(plan, car.ego(), DT), DT, wheelbase_m=car_cfg.length_m, max_wheel_rad=car_cfg.max_steer_rad)
+        offsets.append(abs(np.hypot(car.x, car.y - radius_m) - radius_m))
+    assert car.speed > 4.0
+    return float(max(offsets))
+
+
+def test_pursuit_holds_a_bend_when_pulling_away_from_a_stop(kit):
+    """Out of a stop in a bend the turn PID's window starts empty and its gain is a third of the geometry's at
+    short aim distances, so the car runs wide; pure pursuit turns the wheels as the bend needs from the start."""
+    pid = _pull_away_offset_m(kit, PIDControllerConfig())
+    pursuit = _pull_away_offset_m(kit, PIDControllerConfig(lateral="pursuit"))
+    assert pursuit < 0.5 * pid
+    assert pursuit < 0.3
+
+
+def test_lateral_law_is_checked():
+    with pytest.raises(ValueError, match="lateral: got 'mpc'"):
+        PIDControllerConfig(lateral="mpc")
+    with pytest.raises(ValueError, match="pursuit_wheelbase_m"):
+        PIDControllerConfig(pursuit_wheelbase_m=0.0)
