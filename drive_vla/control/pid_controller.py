@@ -108,8 +108,11 @@ class PIDController:
             xy_now = global_poses_to_local(poses, self._pose)[:, :2]
         else:
             xy_now = xy_plan
-        aim_distance = c.aim_distance_slow_m if speed < c.aim_speed_threshold_mps else c.aim_distance_fast_m
-        aim_distance = max(aim_distance, c.aim_time_s * speed)
+        if c.lateral == "pursuit":
+            aim_distance = max(c.pursuit_aim_m, c.pursuit_aim_time_s * speed)
+        else:
+            aim_distance = c.aim_distance_slow_m if speed < c.aim_speed_threshold_mps else c.aim_distance_fast_m
+            aim_distance = max(aim_distance, c.aim_time_s * speed)
         aim = aim_point(xy_now, aim_distance)
         if abs(speed) < c.standstill_speed_mps or float(np.hypot(*aim)) < c.min_aim_distance_m:
             angle = 0.0
