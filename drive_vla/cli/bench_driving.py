@@ -70,6 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", default="benchmark", help="suite name or YAML path (default: the benchmark)")
     parser.add_argument("--max-routes", type=int, default=None, help="drive only the first N routes of the suite")
     parser.add_argument("--drive-seed", type=int, default=0, help="`drive-vla drive --seed`")
+    parser.add_argument(
+        "--controller-config",
+        default=None,
+        help="`drive-vla drive --controller-config` for every planner that uses the controller "
+        "(e.g. configs/control/pursuit.yaml; default: the built-in PID)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="`drive-vla drive --threads`")
     parser.add_argument("--bootstrap-resamples", type=int, default=10_000, help="resamples of the 95%% intervals")
     parser.add_argument(
@@ -93,6 +99,8 @@ def _train(recipe: str, data: Path, seed: int, out: Path, epochs: int | None, ex
 def _drive_argv(args: argparse.Namespace, out: Path, policies: list[Path], baselines: list[str]) -> list[str]:
     argv = ["drive", "--suite", args.suite, "--out", str(out), "--no-report", "--seed", str(args.drive_seed)]
     argv += ["--threads", str(args.threads), "--bootstrap-resamples", str(args.bootstrap_resamples)]
+    if args.controller_config is not None:
+        argv += ["--controller-config", str(args.controller_config)]
     if args.max_routes is not None:
         argv += ["--max-routes", str(args.max_routes)]
     for p in policies:
@@ -283,6 +291,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         "mlp_recipe": args.mlp_recipe,
         "training_seeds": list(args.seeds),
         "drive_seed": args.drive_seed,
+        "controller_config": args.controller_config,
         "dataroot": str(data),
         "planners": summary,
     }

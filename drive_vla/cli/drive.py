@@ -222,6 +222,8 @@ def run(args: argparse.Namespace) -> int:
         "seed": args.seed,
         "monitor": args.monitor,
         "monitor_config": None if monitor is None else dataclasses.asdict(monitor),
+        # None: the built-in PIDControllerConfig defaults
+        "controller_config": None if args.controller_config is None else dataclasses.asdict(args.controller_config),
         "models": {},
     }
     for label, factory in _agents(args):

@@ -112,8 +112,13 @@ def test_the_perception_stage_runs_on_each_seeds_policy_before_it_drives(tmp_pat
     argv += ["--set", "data.val_split=", "--set", "checkpoint.export=last"]
     argv += ["--perception", "configs/train/perception_free_space.yaml", "--perception-set", f"data.dataroot={data}"]
     argv += ["--perception-set", "data.val_split=", "--perception-set", "trainer.max_epochs=1"]
+    argv += ["--controller-config", "configs/control/pursuit.yaml"]
     assert main(argv) == 0
     result = json.loads((out / "bench_driving.json").read_text())
+    assert result["controller_config"] == "configs/control/pursuit.yaml"
+    for drive in ("seed0", "baselines"):  # every drive used it
+        report = json.loads((out / "drive" / drive / "drive_report.json").read_text())
+        assert report["controller_config"]["lateral"] == "pursuit"
     assert result["perception"]["recipe"] == "configs/train/perception_free_space.yaml"
     assert (out / "seed0" / "vla_driving" / "policy").is_dir()
     assert (out / "seed0" / "vla" / "perception_metrics.json").is_file()  # the policy that drove carries the head

@@ -223,6 +223,8 @@ def test_config_yaml_matches_dataclass_defaults():
         pursuit_max_steer_rad=defaults.pursuit_max_steer_rad,
     )
     assert same == defaults
+    pursuit = load_config(PIDControllerConfig, repo / "configs/control/pursuit.yaml")
+    assert dataclasses.replace(pursuit, lateral="pid") == defaults and pursuit.lateral == "pursuit"
     assert carla_cfg.initial_brake_s == 2.0
     assert carla_cfg.turn_kp == 1.25  # TransFuser++'s gain, tuned for CARLA's 70 deg full lock
 
