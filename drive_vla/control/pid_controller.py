@@ -108,7 +108,8 @@ class PIDController:
             xy_now = global_poses_to_local(poses, self._pose)[:, :2]
         else:
             xy_now = xy_plan
-        if c.lateral == "pursuit":
+        pursuit = c.lateral == "pursuit"
+        if pursuit:
             aim_distance = max(c.pursuit_aim_m, c.pursuit_aim_time_s * speed)
         else:
             aim_distance = c.aim_distance_slow_m if speed < c.aim_speed_threshold_mps else c.aim_distance_fast_m
@@ -118,7 +119,7 @@ class PIDController:
             angle = 0.0
         else:
             angle = math.degrees(math.atan2(aim[1], aim[0])) / 90.0
-        if c.lateral == "pursuit":
+        if pursuit:
             steer = pursuit_steer(aim, c.pursuit_wheelbase_m, c.pursuit_max_steer_rad) if angle != 0.0 else 0.0
         else:
             steer = self.turn_pid.step(angle, dt)

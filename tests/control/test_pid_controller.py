@@ -316,6 +316,15 @@ def test_pursuit_holds_a_bend_when_pulling_away_from_a_stop(kit):
     assert pursuit < 0.3
 
 
+def test_pursuit_defaults_are_the_embedded_cars_geometry():
+    """control/ cannot read sim/'s config, so pursuit's car defaults are literals: they must stay the embedded car's."""
+    from drive_vla.sim.config import EgoDynamicsConfig
+
+    car, cfg = EgoDynamicsConfig(), PIDControllerConfig()
+    assert cfg.pursuit_wheelbase_m == car.length_m
+    assert cfg.pursuit_max_steer_rad == car.max_steer_rad
+
+
 def test_lateral_law_is_checked():
     with pytest.raises(ValueError, match="lateral: got 'mpc'"):
         PIDControllerConfig(lateral="mpc")
